@@ -1,0 +1,5 @@
+from __future__ import annotations
+
+from i2v.cli import main
+
+main()

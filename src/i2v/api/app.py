@@ -1,0 +1,49 @@
+"""create_app: the ASGI application, from services built by the CLI."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, RedirectResponse
+from starlette.concurrency import run_in_threadpool
+
+import i2v
+from i2v.api import errors, media, runcomfy, wavespeed
+from i2v.api.auth import KeyRing
+from i2v.api.deps import base_url_getter, owner_dependency
+from i2v.api.limits import BodyLimit
+from i2v.api.services import Services
+
+DESCRIPTION = """Self-hosted image-to-video. Speaks the **WaveSpeed v3** (`/api/v3/...`) and
+**RunComfy** (`/v1/...`) APIs: point existing clients at this server's base URL.
+Every API route needs `Authorization: Bearer <key>`; media URLs are signed and need none."""
+
+
+def create_app(services: Services) -> FastAPI:
+    app = FastAPI(title="i2v", version=i2v.__version__, description=DESCRIPTION)
+    keys = KeyRing(services.settings.api_keys, services.store)
+    owner, base_url = owner_dependency(keys), base_url_getter(services.settings)
+    app.include_router(media.router(services, owner, base_url))
+    app.include_router(wavespeed.router(services, owner, base_url))
+    app.include_router(runcomfy.router(services, owner, base_url))
+    errors.install(app)
+    app.add_middleware(
+        BodyLimit,
+        max_body=services.settings.max_body_bytes,
+        max_upload=services.settings.max_upload_bytes,
+    )
+
+    @app.get("/healthz", tags=["service"], summary="Liveness and queue depth")
+    async def healthz() -> dict[str, Any]:
+        return {"status": "ok", "queued": await run_in_threadpool(services.store.queue_length)}
+
+    @app.get("/", include_in_schema=False)
+    async def root() -> RedirectResponse:
+        return RedirectResponse("/docs")
+
+    @app.exception_handler(404)
+    async def not_found(request: Request, exc: Exception) -> JSONResponse:
+        return errors.error_response(request, 404, f"no route {request.method} {request.url.path}")
+
+    return app

@@ -1,0 +1,44 @@
+"""Request-scoped helpers shared by the dialect routers."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import Request
+from pydantic import BaseModel
+
+from i2v.api.auth import KeyRing
+from i2v.domain.settings import Settings
+
+
+def owner_dependency(keys: KeyRing) -> Callable[[Request], str]:
+    def owner(request: Request) -> str:
+        return keys.owner(request.headers.get("authorization"))
+
+    return owner
+
+
+def base_url_getter(settings: Settings) -> Callable[[Request], str]:
+    """Where clients reach us: the configured public URL, else this request's own base."""
+
+    def base_url(request: Request) -> str:
+        return (settings.public_url or str(request.base_url)).rstrip("/")
+
+    return base_url
+
+
+def with_body(endpoint: Callable[..., Any], body_model: type[BaseModel]) -> Callable[..., Any]:
+    """Give `endpoint` a `body` parameter typed with a model built at start-up.
+
+    FastAPI reads parameter types from the signature; a model made per catalog
+    route cannot be written in the source, so we set the signature here.
+    """
+    signature = inspect.signature(endpoint)
+    params = [
+        p.replace(annotation=body_model) if p.name == "body" else p
+        for p in signature.parameters.values()
+    ]
+    endpoint.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
+    return endpoint

@@ -1,0 +1,229 @@
+"""The WaveSpeed v3 dialect: `POST /api/v3/{model}` and the predictions API.
+
+Shapes follow WaveSpeed's docs and its official SDK: a `{code, message, data}`
+envelope, statuses created|processing|completed|failed (+cancelled), outputs as
+absolute URLs (or base64 with enable_base64_output), and sync mode that answers
+code 5004 when the server-side wait runs out while the job goes on.
+"""
+
+from __future__ import annotations
+
+import time
+from functools import partial
+from typing import Any
+
+import anyio
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
+
+from i2v.api import submission
+from i2v.api.deps import with_body
+from i2v.api.schemas import DeleteBody, HistoryBody, runcomfy_body, wavespeed_body
+from i2v.api.services import Services
+from i2v.api.views import Views
+from i2v.domain.catalog import Route
+from i2v.domain.errors import InputError, UnknownModel
+from i2v.domain.prediction import Prediction
+from i2v.engines import registry
+
+SYNC_TIMEOUT_CODE = 5004
+PLATFORM_FLAGS = ("enable_sync_mode", "enable_base64_output", "enable_safety_checker")
+SYNC_POLL_SECONDS = 0.5
+
+
+def envelope(data: Any) -> dict[str, Any]:
+    return {"code": 200, "message": "success", "data": data}
+
+
+def router(services: Services, owner_dependency: Any, base_url: Any) -> APIRouter:
+    r = APIRouter(prefix="/api/v3", tags=["WaveSpeed v3"])
+    store = services.store
+
+    def views(request: Request) -> Views:
+        return Views(base_url(request), services.signer, services.storage)
+
+    async def current(prediction_id: str, owner: str) -> Prediction:
+        return await run_in_threadpool(store.get, prediction_id, owner=owner)
+
+    @r.get("/predictions/{prediction_id}/result", summary="A prediction's status and outputs")
+    async def result(
+        prediction_id: str, request: Request, owner: str = Depends(owner_dependency)
+    ) -> dict[str, Any]:
+        p = await current(prediction_id, owner)
+        return envelope(await run_in_threadpool(views(request).wavespeed, p))
+
+    @r.get("/predictions/{prediction_id}", summary="A prediction, with its input")
+    async def get(
+        prediction_id: str, request: Request, owner: str = Depends(owner_dependency)
+    ) -> dict[str, Any]:
+        p = await current(prediction_id, owner)
+        return envelope(
+            await run_in_threadpool(lambda: views(request).wavespeed(p, with_input=True))
+        )
+
+    @r.post("/predictions", summary="History: your predictions, newest first")
+    async def history(
+        body: HistoryBody, request: Request, owner: str = Depends(owner_dependency)
+    ) -> dict[str, Any]:
+        items, total = await run_in_threadpool(
+            lambda: store.list(owner, page=body.page, page_size=body.page_size)
+        )
+        v = views(request)
+        return envelope(
+            {
+                "items": [v.wavespeed(p, with_input=True) for p in items],
+                "page": body.page,
+                "page_size": body.page_size,
+                "total": total,
+            }
+        )
+
+    @r.post("/predictions/delete", summary="Delete finished predictions and their media")
+    async def delete(body: DeleteBody, owner: str = Depends(owner_dependency)) -> dict[str, Any]:
+        def run() -> int:
+            removed = store.delete(body.ids, owner=owner)
+            for p in removed:
+                for key in (
+                    p.output_key,
+                    p.params.get("image_key"),
+                    p.params.get("last_image_key"),
+                ):
+                    if key:
+                        services.storage.delete(key)
+            return len(removed)
+
+        return envelope({"deleted_count": await run_in_threadpool(run)})
+
+    @r.get("/models", summary="The catalog: every model path with its input schema")
+    async def models(request: Request, owner: str = Depends(owner_dependency)) -> dict[str, Any]:
+        return envelope([_model_entry(route) for route in services.catalog])
+
+    for route in services.catalog:
+        r.add_api_route(
+            "/" + route.path,
+            with_body(
+                _submit_endpoint(services, route, views, owner_dependency), wavespeed_body(route)
+            ),
+            methods=["POST"],
+            summary=route.title or route.path,
+            description=f"{route.description}\n\nEngine: `{route.engine}`.",
+        )
+
+    @r.post(
+        "/{model_path:path}",
+        summary="Unknown model paths answer 404 with close matches",
+        include_in_schema=False,
+    )
+    async def unknown(model_path: str, owner: str = Depends(owner_dependency)) -> None:
+        services.catalog.get(model_path)  # raises UnknownModel with suggestions
+        raise UnknownModel(model_path, [])
+
+    return r
+
+
+def _submit_endpoint(services: Services, route: Route, views: Any, owner_dependency: Any) -> Any:
+    settings = services.settings
+
+    async def submit(
+        body: BaseModel, request: Request, owner: str = Depends(owner_dependency)
+    ) -> dict[str, Any]:
+        if request.query_params.get("webhook"):
+            raise InputError(
+                "webhooks are not available on this server yet; poll urls.get", field="webhook"
+            )
+        fields = body.model_dump()
+        frames = route.frames_for_duration(fields["duration"])
+        assert frames is not None  # the body model only allows the route's durations
+        sub = submission.Submission(
+            prompt=fields["prompt"],
+            image=fields["image"],
+            image_field="image",
+            seed=fields["seed"],
+            frames=frames,
+            echo=_echo(fields),
+            aspect_ratio=fields.get("aspect_ratio"),
+            resolution=fields.get("resolution"),
+            camera_fixed=fields.get("camera_fixed", False),
+            last_image=fields.get("last_image"),
+            engine_inputs={
+                k: fields[k] for k in submission.ENGINE_INPUTS if fields.get(k) is not None
+            },
+            options={k: fields[k] for k in PLATFORM_FLAGS},
+        )
+        p = await submission.accept(services, owner, route, sub)
+        v = views(request)
+        if not fields["enable_sync_mode"]:
+            return envelope(v.wavespeed(p))
+        p = await _wait(services, p, settings.sync_timeout_seconds)
+        data = await run_in_threadpool(v.wavespeed, p)
+        if p.is_terminal:
+            return envelope(data)
+        message = (
+            f"Sync mode timed out after {settings.sync_timeout_seconds:g} s; the prediction "
+            f"goes on: poll {data['urls']['get']}"
+        )
+        data.update(code=SYNC_TIMEOUT_CODE, error=message)
+        return {"code": SYNC_TIMEOUT_CODE, "message": message, "data": data}
+
+    return submit
+
+
+async def _wait(services: Services, p: Prediction, timeout: float) -> Prediction:
+    """Until `p` is terminal or `timeout` passes; woken by the in-process worker,
+    polling when the worker runs in another process."""
+    store = services.store
+    deadline = time.monotonic() + timeout
+    while not p.is_terminal:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        token = store.change_token(p.id)
+        p = await run_in_threadpool(store.get, p.id)
+        if not p.is_terminal:
+            wait = min(remaining, SYNC_POLL_SECONDS)
+            await anyio.to_thread.run_sync(partial(store.wait_for_change, p.id, wait, token=token))
+    return p
+
+
+def _echo(fields: dict[str, Any]) -> dict[str, Any]:
+    """The input as sent, minus platform flags; inline images shortened."""
+    echo = {k: v for k, v in fields.items() if k not in PLATFORM_FLAGS}
+    for key in ("image", "last_image"):
+        value = echo.get(key)
+        if isinstance(value, str) and len(value) > 512:
+            echo[key] = f"<inline image, {len(value)} characters>"
+    return echo
+
+
+def _model_entry(route: Route) -> dict[str, Any]:
+    info = registry.info(route.engine)
+    return {
+        "model_id": route.path,
+        "name": route.title or route.path,
+        "description": route.description,
+        "type": "image-to-video",
+        "engine": route.engine,
+        "gpu": info.gpu,
+        "resolution": route.resolution,
+        "resolutions": list(route.resolutions),
+        "frames": list(route.frames),
+        "durations": list(route.durations),
+        "fps": route.fps,
+        "api_schema": {
+            "api_schemas": [
+                {
+                    "type": "model_run",
+                    "method": "POST",
+                    "api_path": f"/api/v3/{route.path}",
+                    "request_schema": wavespeed_body(route).model_json_schema(),
+                },
+                {
+                    "type": "runcomfy_model_run",
+                    "method": "POST",
+                    "api_path": f"/v1/models/{route.path}",
+                    "request_schema": runcomfy_body(route).model_json_schema(),
+                },
+            ]
+        },
+    }

@@ -1,0 +1,49 @@
+"""`i2v models`: the catalog's routes, their engines and whether their weights are here."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from i2v.cli.app import app
+from i2v.domain.catalog import Catalog, default_catalog, parse_catalog
+from i2v.engines import registry
+from i2v.engines.diffusers.weights import find_weights
+
+
+@app.command()
+def models(
+    catalog: Annotated[
+        Path | None, typer.Option(help="Catalog TOML; default: the built-in catalog.")
+    ] = None,
+    hf_cache: Annotated[
+        Path | None,
+        typer.Option(help="Hugging Face cache folder; default: huggingface_hub's own."),
+    ] = None,
+) -> None:
+    """List catalog routes, their engine and whether their weights are present."""
+    routes = _load(catalog)
+    rows = [("ROUTE", "ENGINE", "WEIGHTS", "WHERE")]
+    for route in routes:
+        weights = route.options.get("weights")
+        if not registry.info(route.engine).gpu:
+            rows.append((route.path, route.engine, "built in", "no weights needed"))
+        elif not isinstance(weights, str) or not weights:
+            rows.append((route.path, route.engine, "missing", "options.weights is not set"))
+        else:
+            status = find_weights(weights, hf_cache)
+            rows.append(
+                (route.path, route.engine, "present" if status.present else "missing", status.where)
+            )
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    for row in rows:
+        cells = [cell.ljust(width) for cell, width in zip(row[:3], widths, strict=True)]
+        typer.echo("  ".join([*cells, row[3]]))
+
+
+def _load(path: Path | None) -> Catalog:
+    if path is None:
+        return default_catalog()
+    return parse_catalog(path.read_text(encoding="utf-8"), str(path))

@@ -1,0 +1,76 @@
+"""The composition root: Settings -> concrete store, storage, signer, catalog, fetcher."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from i2v.api.auth import hash_key, new_key
+from i2v.api.services import Services
+from i2v.domain.catalog import Catalog, default_catalog, parse_catalog
+from i2v.domain.settings import Settings
+from i2v.engines import registry
+from i2v.intake.fetch import Fetcher
+from i2v.storage.local import LocalStorage
+from i2v.storage.signing import UrlSigner, load_or_create_secret
+from i2v.store.sql import Store
+from i2v.worker.loop import Worker, WorkerConfig
+
+KEY_FILE = "api-key.txt"  # the key `i2v serve` made on first start, so it can show it again
+
+
+def load_catalog(path: Path | None) -> Catalog:
+    catalog = default_catalog() if path is None else parse_catalog(path.read_text(), str(path))
+    for route in catalog:
+        registry.info(route.engine)  # unknown engine names fail at start-up, not per request
+    return catalog
+
+
+def open_store(settings: Settings) -> Store:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return Store.open(settings.resolved_database_url)
+
+
+def build_services(settings: Settings, store: Store) -> Services:
+    secret = (
+        settings.url_secret.encode()
+        if settings.url_secret
+        else load_or_create_secret(settings.data_dir / "url-secret")
+    )
+    return Services(
+        settings=settings,
+        store=store,
+        storage=LocalStorage(settings.resolved_media_dir),
+        signer=UrlSigner(secret, ttl_seconds=settings.url_ttl_seconds),
+        catalog=load_catalog(settings.catalog),
+        fetcher=Fetcher(
+            timeout_s=settings.fetch_timeout_seconds,
+            max_bytes=settings.fetch_max_bytes,
+            allow=settings.allow_fetch,
+        ),
+    )
+
+
+def build_worker(settings: Settings, services: Services, worker_id: str | None = None) -> Worker:
+    config = WorkerConfig(
+        lease_seconds=settings.lease_seconds,
+        heartbeat_seconds=settings.heartbeat_seconds,
+        poll_seconds=settings.poll_seconds,
+    )
+    return Worker(services.store, services.storage, registry.create, config, worker_id)
+
+
+def ensure_key(settings: Settings, store: Store) -> str | None:
+    """The key to show on start-up: made (and kept in the data dir, mode 0600) when the
+    server has no key at all, so a fresh install is usable and never open."""
+    path = settings.data_dir / KEY_FILE
+    if path.exists():
+        key = path.read_text().strip()
+        if store.find_key(hash_key(key)) is not None:
+            return key
+    if settings.api_keys or store.list_keys():
+        return None
+    key = new_key()
+    store.add_key(hash_key(key), name="default", prefix=key[:8])
+    path.touch(mode=0o600)
+    path.write_text(key + "\n")
+    return key

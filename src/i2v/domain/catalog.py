@@ -1,0 +1,155 @@
+"""The model catalog: route paths in URLs mapped to an engine, its defaults and limits.
+
+A catalog is TOML. Each `[routes."<path>"]` table names an engine and may set:
+
+    title, description        shown by GET /api/v3/models
+    resolution = "1080p"      default output resolution (480p | 720p | 1080p)
+    resolutions = [...]       resolutions a request may ask for (needs input "resolution")
+    frames = [121, 241]       allowed frame counts (WaveSpeed duration 5|10 maps to these)
+    inputs = [...]            optional inputs the route accepts beyond prompt/image/seed/length:
+                              aspect_ratio, camera_fixed, last_image, resolution,
+                              negative_prompt, num_inference_steps, guidance_scale
+    [routes."<path>".options] engine settings (weights folder, steps, offload...)
+"""
+
+from __future__ import annotations
+
+import difflib
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+
+from i2v.domain.errors import I2VError, UnknownModel
+from i2v.domain.geometry import RESOLUTIONS
+from i2v.domain.request import FPS, FRAME_CHOICES
+
+OPTIONAL_INPUTS = frozenset(
+    {
+        "aspect_ratio",
+        "camera_fixed",
+        "last_image",
+        "resolution",
+        "negative_prompt",
+        "num_inference_steps",
+        "guidance_scale",
+    }
+)
+PROMPT_MAX_LENGTH = 800  # RunComfy's schema; WaveSpeed's Dreamina pages say the same
+
+
+class CatalogError(I2VError):
+    """A catalog file is malformed. Raised at start-up, never per request."""
+
+
+@dataclass(frozen=True)
+class Route:
+    path: str
+    engine: str
+    title: str = ""
+    description: str = ""
+    resolution: str = "1080p"
+    resolutions: tuple[str, ...] = ("1080p",)
+    frames: tuple[int, ...] = FRAME_CHOICES
+    fps: int = FPS
+    inputs: frozenset[str] = frozenset()
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def durations(self) -> tuple[int, ...]:
+        """WaveSpeed `duration` seconds matching the allowed frame counts."""
+        return tuple(round((n - 1) / self.fps) for n in self.frames)
+
+    def frames_for_duration(self, seconds: int) -> int | None:
+        for n, d in zip(self.frames, self.durations, strict=True):
+            if d == seconds:
+                return n
+        return None
+
+
+@dataclass(frozen=True)
+class Catalog:
+    routes: dict[str, Route]
+
+    def get(self, path: str) -> Route:
+        path = path.strip("/")
+        route = self.routes.get(path)
+        if route is None:
+            close = difflib.get_close_matches(path, list(self.routes), n=3, cutoff=0.5)
+            raise UnknownModel(path, close)
+        return route
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self.routes.values())
+
+
+def parse_catalog(text: str, source: str = "catalog") -> Catalog:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise CatalogError(f"{source}: not valid TOML: {exc}") from exc
+    tables = data.get("routes")
+    if not isinstance(tables, dict) or not tables:
+        raise CatalogError(f'{source}: needs at least one [routes."<path>"] table')
+    return Catalog(
+        {path.strip("/"): _route(path.strip("/"), t, source) for path, t in tables.items()}
+    )
+
+
+def default_catalog() -> Catalog:
+    text = resources.files("i2v").joinpath("catalog.toml").read_text(encoding="utf-8")
+    return parse_catalog(text, "built-in catalog")
+
+
+def _route(path: str, table: Any, source: str) -> Route:
+    where = f"{source}: route {path!r}"
+    if not isinstance(table, dict):
+        raise CatalogError(f"{where}: must be a table")
+    unknown = set(table) - {
+        "engine",
+        "title",
+        "description",
+        "resolution",
+        "resolutions",
+        "frames",
+        "fps",
+        "inputs",
+        "options",
+    }
+    if unknown:
+        raise CatalogError(f"{where}: unknown keys {sorted(unknown)}")
+    engine = table.get("engine")
+    if not isinstance(engine, str) or not engine:
+        raise CatalogError(f"{where}: 'engine' is required")
+    resolution = table.get("resolution", "1080p")
+    resolutions = tuple(table.get("resolutions", [resolution]))
+    for r in (resolution, *resolutions):
+        if r not in RESOLUTIONS:
+            raise CatalogError(f"{where}: resolution {r!r} is not one of {list(RESOLUTIONS)}")
+    if resolution not in resolutions:
+        raise CatalogError(f"{where}: default resolution {resolution!r} not in 'resolutions'")
+    frames = tuple(table.get("frames", FRAME_CHOICES))
+    fps = table.get("fps", FPS)
+    if not frames or any(not isinstance(n, int) or n < 1 for n in frames):
+        raise CatalogError(f"{where}: 'frames' must be positive integers")
+    inputs = frozenset(table.get("inputs", []))
+    if inputs - OPTIONAL_INPUTS:
+        raise CatalogError(
+            f"{where}: unknown inputs {sorted(inputs - OPTIONAL_INPUTS)}; "
+            f"known: {sorted(OPTIONAL_INPUTS)}"
+        )
+    options = table.get("options", {})
+    if not isinstance(options, dict):
+        raise CatalogError(f"{where}: 'options' must be a table")
+    return Route(
+        path=path,
+        engine=engine,
+        title=str(table.get("title", path)),
+        description=str(table.get("description", "")),
+        resolution=resolution,
+        resolutions=resolutions,
+        frames=frames,
+        fps=int(fps),
+        inputs=inputs,
+        options=options,
+    )

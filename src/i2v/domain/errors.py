@@ -1,0 +1,106 @@
+"""Every error i2v raises on purpose, defined once.
+
+The tree (the API edge maps each branch to one HTTP status, nowhere else):
+
+    I2VError
+    ├── InputError                 bad input from a user             -> 400/422
+    │   ├── ImageError             image refused by intake           -> 400
+    │   ├── FetchError             URL could not be fetched safely   -> 400
+    │   ├── PayloadTooLarge        body or upload over a size cap    -> 413
+    │   └── UnknownModel           model path not in the catalog     -> 404
+    ├── AuthError                  missing or wrong API key          -> 401
+    ├── NotFound                   no such prediction/object for you -> 404
+    ├── Conflict                   the request clashes with a state  -> 409
+    ├── EngineError                an engine failed a render (prediction fails)
+    │   └── EngineCrashed          the engine's child process died
+    ├── Cancelled                  cooperative cancel reached the engine
+    └── LeaseLost                  a worker's fenced write was refused
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class I2VError(Exception):
+    """Base of every deliberate i2v error. `message` is written for a person."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InputError(I2VError):
+    """The caller sent something we refuse. Names the field, the rule and the value."""
+
+    def __init__(self, message: str, *, field: str | None = None, value: Any = None) -> None:
+        if field and not message.startswith(f"{field}:"):
+            message = f"{field}: {message}"
+        super().__init__(message)
+        self.field = field
+        self.value = value
+
+    def for_field(self, field: str) -> InputError:
+        """The same refusal, re-attributed to the request field that carried the value."""
+        message = self.message
+        if self.field and message.startswith(f"{self.field}:"):
+            message = message[len(self.field) + 1 :].lstrip()
+        clone = type(self).__new__(type(self))
+        InputError.__init__(clone, message, field=field, value=self.value)
+        return clone
+
+
+class ImageError(InputError):
+    """An image failed decoding or one of the intake rules."""
+
+
+class FetchError(InputError):
+    """A URL given as input could not be fetched (SSRF guard, size, time, HTTP status)."""
+
+
+class PayloadTooLarge(InputError):
+    """A request body or an upload is over its byte cap."""
+
+
+class UnknownModel(InputError):
+    """A model path that the catalog does not serve."""
+
+    def __init__(self, path: str, suggestions: list[str]) -> None:
+        hint = f"; did you mean: {', '.join(suggestions)}" if suggestions else ""
+        super().__init__(f"unknown model '{path}'{hint}", field="model", value=path)
+        self.suggestions = suggestions
+
+
+class AuthError(I2VError):
+    """Missing, malformed or unknown API key."""
+
+
+class NotFound(I2VError):
+    """No such thing, or not yours (both look the same from outside)."""
+
+
+class Conflict(I2VError):
+    """The request clashes with the current state of a resource."""
+
+
+class EngineError(I2VError):
+    """An engine could not render a request; the prediction fails with this message."""
+
+
+class EngineCrashed(EngineError):
+    """The process running an engine died (killed, segfault, out of memory)."""
+
+    def __init__(self, message: str, *, out_of_memory: bool = False) -> None:
+        super().__init__(message)
+        self.out_of_memory = out_of_memory
+
+
+class Cancelled(I2VError):
+    """Raised inside a render when its prediction was cancelled."""
+
+    def __init__(self, message: str = "cancelled") -> None:
+        super().__init__(message)
+
+
+class LeaseLost(I2VError):
+    """A worker's write was fenced off: its lease expired and the job moved on."""

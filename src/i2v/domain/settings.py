@@ -1,0 +1,67 @@
+"""Settings: built once by the CLI (from flags and I2V_* variables) and passed down.
+
+Library code never reads the environment; it receives a Settings object.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_PORT = 8000
+LEASE_SECONDS = 30.0  # a worker that misses heartbeats this long loses its job
+HEARTBEAT_SECONDS = 5.0
+POLL_SECONDS = 0.5  # worker poll fallback when no wake-up arrives
+SYNC_TIMEOUT_SECONDS = 300.0  # WaveSpeed enable_sync_mode waits at most this long
+MAX_BODY_BYTES = 32 * 1024 * 1024  # JSON bodies (base64 images fit: 4.7 MB -> 6.3 MB)
+MAX_UPLOAD_BYTES = 64 * 1024 * 1024
+FETCH_TIMEOUT_SECONDS = 20.0  # whole-request deadline for URLs fetched on a user's behalf
+FETCH_MAX_BYTES = 16 * 1024 * 1024
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="I2V_", extra="ignore")
+
+    data_dir: Path = Path("i2v-data")
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    # Base URL that clients reach us at; output URLs are built from it.
+    # Empty: taken from each request's own URL.
+    public_url: str = ""
+    api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    database_url: str = ""  # empty: sqlite file in data_dir
+    media_dir: Path | None = None  # empty: data_dir/media
+    catalog: Path | None = None  # empty: the built-in catalog
+    workers: int = 1  # in-process workers started by `i2v serve`
+    lease_seconds: float = LEASE_SECONDS
+    heartbeat_seconds: float = HEARTBEAT_SECONDS
+    poll_seconds: float = POLL_SECONDS
+    max_attempts: int = 3
+    sync_timeout_seconds: float = SYNC_TIMEOUT_SECONDS
+    max_body_bytes: int = MAX_BODY_BYTES
+    max_upload_bytes: int = MAX_UPLOAD_BYTES
+    fetch_timeout_seconds: float = FETCH_TIMEOUT_SECONDS
+    fetch_max_bytes: int = FETCH_MAX_BYTES
+    # Hosts or networks that URL fetching may reach despite the SSRF guard (tests, LAN).
+    allow_fetch: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Secret for signing media URLs; empty: generated once and kept in data_dir.
+    url_secret: str = ""
+    url_ttl_seconds: int = 0  # 0: signed media URLs never expire
+
+    @field_validator("api_keys", "allow_fetch", mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'i2v.db'}"
+
+    @property
+    def resolved_media_dir(self) -> Path:
+        return self.media_dir or self.data_dir / "media"

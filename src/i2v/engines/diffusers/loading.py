@@ -1,0 +1,200 @@
+"""Loading a diffusers pipeline in the child: weights, dtype, device, speed options.
+
+Runs only inside the spawned engine process (it imports torch). Weights are a
+local folder written by `save_pretrained` or a Hugging Face repo id resolved
+from the local cache; the hub is contacted only when the operator set
+`local_files_only = false`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from i2v.domain.errors import EngineError
+from i2v.engines.diffusers.options import EngineOptions
+
+GIB = 1024**3
+# GPU memory kept free for activations, the VAE decode and the allocator's slack
+# when deciding whether a whole pipeline fits on the device.
+ACTIVATION_HEADROOM_BYTES = 12 * GIB
+
+
+@dataclass
+class Loaded:
+    pipe: Any
+    device: torch.device
+    dtype: torch.dtype
+    offload: str
+    description: str
+
+
+def load_pipeline(pipeline_class: Any, options: EngineOptions) -> Loaded:
+    """Load `pipeline_class` from the options' weights and apply the speed options."""
+    # 1. Resolve where the weights are and how to run them
+    source = resolve_weights(options.weights)
+    device = resolve_device(options.device)
+    dtype = resolve_dtype(options.dtype, device)
+
+    # 2. Load (on CPU; placement below depends on the offload mode)
+    try:
+        pipe = pipeline_class.from_pretrained(
+            source, local_files_only=options.local_files_only, **{_dtype_keyword(): dtype}
+        )
+    except (OSError, ValueError) as exc:
+        hint = (
+            ""
+            if not options.local_files_only
+            else " (only local files are used: download the weights first, "
+            "e.g. `huggingface-cli download <repo> --local-dir DIR`, or set "
+            "local_files_only = false)"
+        )
+        raise EngineError(f"weights: cannot load {options.weights!r}: {exc}{hint}") from exc
+    pipe.set_progress_bar_config(disable=True)
+
+    # 3. Place it: whole on the device, or offloaded by model, group or layer
+    offload = choose_offload(options.offload, pipe, device)
+    place(pipe, device, offload)
+
+    # 4. Speed options, each off unless the catalog asks (tiling: on for CUDA)
+    transformers = [
+        m for m in (pipe.transformer, getattr(pipe, "transformer_2", None)) if m is not None
+    ]
+    tiling = options.vae_tiling if options.vae_tiling is not None else device.type == "cuda"
+    if tiling:
+        pipe.vae.enable_tiling()
+    if options.attention_backend:
+        for model in transformers:
+            model.set_attention_backend(options.attention_backend)
+    if options.first_block_cache > 0:
+        from diffusers.hooks.first_block_cache import (
+            FirstBlockCacheConfig,
+            apply_first_block_cache,
+        )
+
+        config = FirstBlockCacheConfig(threshold=options.first_block_cache)
+        for model in transformers:
+            apply_first_block_cache(model, config)
+    if options.compile:
+        for model in transformers:
+            model.compile_repeated_blocks(fullgraph=True)
+
+    description = (
+        f"{type(pipe).__name__} from {source} on {device} ({str(dtype).removeprefix('torch.')}), "
+        f"offload={offload}, vae_tiling={tiling}, compile={options.compile}, "
+        f"first_block_cache={options.first_block_cache}, "
+        f"attention_backend={options.attention_backend or 'default'}"
+    )
+    return Loaded(pipe, device, dtype, offload, description)
+
+
+def _dtype_keyword() -> str:
+    # diffusers renamed `torch_dtype` to `dtype` (0.36+) and warns on the old name
+    from diffusers.utils import deprecation_utils
+
+    return (
+        "dtype" if hasattr(deprecation_utils, "_TORCH_DTYPE_DEPRECATION_MESSAGE") else "torch_dtype"
+    )
+
+
+def resolve_weights(weights: str) -> str:
+    """A local folder as an absolute path; anything else is a repo id for the cache."""
+    path = Path(weights).expanduser()
+    if path.exists():
+        if not (path / "model_index.json").is_file():
+            raise EngineError(
+                f"weights: {weights!r} is a folder without model_index.json; "
+                "point it at a folder saved with save_pretrained (a diffusers layout)"
+            )
+        return str(path.resolve())
+    if weights.startswith(("/", ".", "~")) or weights.count("/") != 1:
+        raise EngineError(
+            f"weights: {weights!r} is neither an existing folder nor a repo id like 'org/name'"
+        )
+    return weights
+
+
+def resolve_device(choice: str) -> torch.device:
+    if choice == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(choice)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise EngineError(f"device: {choice!r} asked for, but CUDA is not available here")
+    return device
+
+
+def resolve_dtype(choice: str, device: torch.device) -> torch.dtype:
+    if choice == "auto":
+        # bf16 halves memory and is what Wan/LTX were trained in; CPU kernels are fp32-fast only
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    dtype: torch.dtype = getattr(torch, choice)
+    return dtype
+
+
+def choose_offload(choice: str, pipe: Any, device: torch.device) -> str:
+    """`auto`: no offload if the whole pipeline fits with headroom, model offload if
+    the largest component fits, group (block-level) offload otherwise."""
+    if device.type != "cuda":
+        return "none"
+    if choice != "auto":
+        return choice
+    sizes = [module_bytes(m) for m in pipe.components.values() if isinstance(m, torch.nn.Module)]
+    total_memory = torch.cuda.get_device_properties(device).total_memory
+    if sum(sizes) + ACTIVATION_HEADROOM_BYTES <= total_memory:
+        return "none"
+    if max(sizes, default=0) + ACTIVATION_HEADROOM_BYTES <= total_memory:
+        return "model"
+    return "group"
+
+
+def place(pipe: Any, device: torch.device, offload: str) -> None:
+    if offload == "none":
+        pipe.to(device)
+    elif offload == "model":
+        pipe.enable_model_cpu_offload(device=device)
+    elif offload == "sequential":
+        pipe.enable_sequential_cpu_offload(device=device)
+    elif offload == "group":
+        # block-level groups with a CUDA stream overlap transfers with compute
+        pipe.enable_group_offload(
+            onload_device=device,
+            offload_device=torch.device("cpu"),
+            offload_type="block_level",
+            num_blocks_per_group=1,
+            use_stream=True,
+        )
+
+
+def module_bytes(module: torch.nn.Module) -> int:
+    return sum(p.numel() * p.element_size() for p in module.parameters())
+
+
+def generator(seed: int) -> torch.Generator:
+    """Seeds live on a CPU generator: the same request gives the same noise on
+    any device, and CUDA's generator state never leaks between renders."""
+    return torch.Generator("cpu").manual_seed(seed)
+
+
+def peak_memory_bytes(device: torch.device) -> int:
+    if device.type != "cuda":
+        return 0
+    return int(torch.cuda.max_memory_allocated(device))
+
+
+def reset_peak_memory(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    return isinstance(exc, torch.cuda.OutOfMemoryError) or "out of memory" in str(exc).lower()
+
+
+def to_uint8(video: Any) -> Any:
+    """Pipeline `np` output (frames x H x W x 3 floats in [0, 1]) -> uint8 array."""
+    import numpy as np
+
+    return (np.clip(video, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)

@@ -1,0 +1,103 @@
+"""From the requested video to what a model can render: native size, frame count, segments.
+
+A request asks for W x H and N frames at 24 fps. A model renders well only near
+its training area, with sides that are multiples of its patch grid and frame
+counts of the form k*step + 1. The engine renders the native size for the
+request's aspect and the output stage resizes to W x H (e.g. 1080p by Lanczos
+from 720p). Videos longer than a model's segment limit are chained: each next
+segment starts from the previous segment's last frame, which it repeats as its
+own first frame, so segment lengths overlap by one.
+
+Pure arithmetic, no torch: the parent and the tests use it freely.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from i2v.domain.request import RGBImage
+
+# Native render areas (pixels) by model class and resolution tier.
+WAN_TI2V_AREAS = {"480p": 832 * 480, "720p": 1280 * 704}
+WAN_14B_AREAS = {"480p": 832 * 480, "720p": 1280 * 720}
+LTX_AREAS = {"480p": 704 * 480, "720p": 1216 * 704}
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How one request is rendered: native size, segment lengths, frames kept."""
+
+    width: int
+    height: int
+    segments: tuple[int, ...]  # frames each pipeline call renders (each k*step + 1)
+    frames: int  # frames delivered: the chain's frames, cut to the request's count
+
+    @property
+    def rendered(self) -> int:
+        return self.segments[0] + sum(n - 1 for n in self.segments[1:])
+
+
+def resolution_tier(width: int, height: int, choice: str = "auto") -> str:
+    """`480p` or `720p`: the option if set, else by the request's short side."""
+    if choice != "auto":
+        return choice
+    return "480p" if min(width, height) <= 480 else "720p"
+
+
+def native_size(width: int, height: int, area: int, multiple: int) -> tuple[int, int]:
+    """The size with about `area` pixels, the aspect of width:height, both sides
+    multiples of `multiple` (at least one multiple each)."""
+    aspect = width / height
+    w = math.sqrt(area * aspect)
+    h = w / aspect
+    return _snap(w, multiple), _snap(h, multiple)
+
+
+def frames_for(frames: int, step: int) -> int:
+    """The smallest k*step + 1 that is at least `frames`."""
+    return max(1, math.ceil((frames - 1) / step)) * step + 1 if frames > 1 else 1
+
+
+def segment_plan(frames: int, max_frames: int, step: int) -> tuple[int, ...]:
+    """Segment lengths whose one-frame-overlapping chain covers `frames` frames.
+
+    241 frames with at most 121 per segment and step 4 -> (121, 121): 121 + 120.
+    """
+    if max_frames < step + 1:
+        raise ValueError(f"max_frames_per_segment must be at least {step + 1}, got {max_frames}")
+    limit = (max_frames - 1) // step * step + 1
+    if frames <= limit:
+        return (frames_for(frames, step),)
+    new = frames - 1  # the first frame of the chain is the first frame of segment 1
+    count = math.ceil(new / (limit - 1))
+    each = math.ceil(new / count / step) * step
+    return (each + 1,) * count
+
+
+def plan(
+    width: int, height: int, frames: int, *, area: int, multiple: int, step: int, max_frames: int
+) -> Plan:
+    w, h = native_size(width, height, area, multiple)
+    return Plan(w, h, segment_plan(frames, max_frames, step), frames)
+
+
+def fit(image: RGBImage, width: int, height: int) -> RGBImage:
+    """Resize to cover width x height (Lanczos), then centre-crop: no stretching."""
+    src_h, src_w = image.shape[:2]
+    if (src_w, src_h) == (width, height):
+        return image
+    scale = max(width / src_w, height / src_h)
+    cover = (max(width, round(src_w * scale)), max(height, round(src_h * scale)))
+    resized = Image.fromarray(image).resize(cover, Image.Resampling.LANCZOS)
+    left = (cover[0] - width) // 2
+    top = (cover[1] - height) // 2
+    cropped = resized.crop((left, top, left + width, top + height))
+    return np.ascontiguousarray(np.asarray(cropped, dtype=np.uint8))
+
+
+def _snap(x: float, multiple: int) -> int:
+    return max(multiple, round(x / multiple) * multiple)

@@ -1,0 +1,34 @@
+"""What object storage offers: whole-object put/get by key (local folder now, S3-ready)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+
+class Storage(Protocol):
+    """Objects addressed by `/`-separated relative keys (see `i2v.storage.keys.check_key`).
+
+    Puts are atomic: a reader sees the whole old object, the whole new one, or none.
+    Missing objects raise `i2v.domain.errors.NotFound`.
+    """
+
+    def put_bytes(self, key: str, data: bytes) -> None: ...
+
+    def put_file(self, key: str, path: Path) -> None:
+        """Store the file at `path` under `key`, consuming it (it is moved when possible)."""
+        ...
+
+    def get_bytes(self, key: str) -> bytes: ...
+
+    def exists(self, key: str) -> bool: ...
+
+    def size(self, key: str) -> int: ...
+
+    def delete(self, key: str) -> None:
+        """Remove the object; deleting a missing one is not an error."""
+        ...
+
+    def local_path(self, key: str) -> Path | None:
+        """A file to stream the object from, or None for remote stores."""
+        ...

@@ -1,0 +1,97 @@
+"""Object storage in a local folder: each key is a file under `root`."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from i2v.domain.errors import NotFound
+from i2v.storage.keys import check_key
+
+
+class LocalStorage:
+    """Atomic writes by temp file + rename in the target folder; fsync'd before the rename,
+    so an object that exists after a crash is complete (outputs are marked done only after
+    their object exists)."""
+
+    def __init__(self, root: Path) -> None:
+        root.mkdir(parents=True, exist_ok=True)
+        self.root = root.resolve()
+
+    def _path(self, key: str) -> Path:
+        return self.root.joinpath(*check_key(key).split("/"))
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        target = self._path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".part")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+
+    def put_file(self, key: str, path: Path) -> None:
+        target = self._path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".part")
+        os.close(fd)
+        try:
+            try:
+                os.replace(path, tmp)  # same filesystem: a rename, no copy
+            except OSError:
+                shutil.copyfile(path, tmp)
+                os.unlink(path)
+            with open(tmp, "rb+") as f:
+                os.fsync(f.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+
+    def get_bytes(self, key: str) -> bytes:
+        try:
+            return self._path(key).read_bytes()
+        except (FileNotFoundError, IsADirectoryError) as exc:
+            raise NotFound(f"object {key!r} not found") from exc
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+    def size(self, key: str) -> int:
+        path = self._path(key)
+        if not path.is_file():
+            raise NotFound(f"object {key!r} not found")
+        return path.stat().st_size
+
+    def delete(self, key: str) -> None:
+        path = self._path(key)
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        # Drop folders left empty (a prediction's `{id}/` once its last object is gone).
+        parent = path.parent
+        while parent != self.root:
+            try:
+                parent.rmdir()
+            except OSError:
+                break
+            parent = parent.parent
+
+    def local_path(self, key: str) -> Path:
+        """The object's file; `NotFound` if it does not exist."""
+        path = self._path(key)
+        if not path.is_file():
+            raise NotFound(f"object {key!r} not found")
+        return path
+
+    def __repr__(self) -> str:
+        return f"LocalStorage({str(self.root)!r})"

@@ -1,0 +1,8 @@
+"""The job store: predictions (which are the queue) and API keys, in SQLite or PostgreSQL."""
+
+from __future__ import annotations
+
+from i2v.store.records import CancelKind, CancelOutcome, KeyRecord
+from i2v.store.sql import Store, utcnow
+
+__all__ = ["CancelKind", "CancelOutcome", "KeyRecord", "Store", "utcnow"]

@@ -1,0 +1,3 @@
+"""Alembic migrations; `i2v.store.migrate.upgrade` runs them in code (no alembic.ini)."""
+
+from __future__ import annotations

@@ -1,0 +1,47 @@
+"""Between a `predictions` row and the domain `Prediction`."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from i2v.domain.prediction import Prediction
+from i2v.domain.status import Status
+from i2v.store.records import KeyRecord
+
+PREDICTION_FIELDS = tuple(f.name for f in fields(Prediction))
+
+
+def prediction_values(p: Prediction, *, now: datetime) -> dict[str, Any]:
+    values = {name: getattr(p, name) for name in PREDICTION_FIELDS}
+    values["status"] = Status(p.status).value
+    values["params"] = dict(p.params)
+    values["input"] = dict(p.input)
+    values["options"] = dict(p.options)
+    values["nsfw"] = [bool(flag) for flag in p.nsfw]
+    values["updated_at"] = now
+    return values
+
+
+def to_prediction(row: sa.Row[Any]) -> Prediction:
+    m = row._mapping
+    values = {name: m[name] for name in PREDICTION_FIELDS}
+    values["status"] = Status(m["status"])
+    values["cancel_requested"] = bool(m["cancel_requested"])
+    values["nsfw"] = [bool(flag) for flag in m["nsfw"] or []]
+    values["progress"] = float(m["progress"])
+    return Prediction(**values)
+
+
+def to_key(row: sa.Row[Any]) -> KeyRecord:
+    m = row._mapping
+    return KeyRecord(
+        key_hash=m["key_hash"],
+        name=m["name"],
+        prefix=m["prefix"],
+        created_at=m["created_at"],
+        revoked_at=m["revoked_at"],
+    )

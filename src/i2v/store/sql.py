@@ -1,0 +1,545 @@
+"""The job store: the `predictions` table is the queue (SQLAlchemy Core; SQLite or PostgreSQL).
+
+Every state change is one conditional UPDATE whose WHERE holds `status IN transition.sources`
+(see `i2v.domain.status`), so two writers can never both win. Worker writes are also fenced
+by `(attempt, lease_owner)`: a worker whose lease expired and whose job was claimed again
+gets `LeaseLost` instead of overwriting the new attempt.
+
+Claim takes the oldest queued row, or the oldest running row whose lease expired and that has
+attempts left (rescue inside the claim, as pgqueuer does); `sweep` finishes expired rows that
+must not run again. On SQLite the claim runs inside BEGIN IMMEDIATE (one writer at a time);
+on PostgreSQL its subquery uses FOR UPDATE SKIP LOCKED so claimers pass each other.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Callable, Collection, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from i2v.domain.errors import Conflict, InputError, LeaseLost, NotFound
+from i2v.domain.prediction import Prediction
+from i2v.domain.status import (
+    CANCEL,
+    CLAIM,
+    FAIL,
+    REQUEUE,
+    SUCCEED,
+    TERMINAL,
+    Status,
+    Transition,
+)
+from i2v.store import database, migrate
+from i2v.store.records import CancelKind, CancelOutcome, KeyRecord
+from i2v.store.rows import prediction_values, to_key, to_prediction
+from i2v.store.tables import UtcDateTime, api_keys, predictions
+from i2v.store.wakeups import Wakeups
+
+Clock = Callable[[], datetime]
+
+_t = predictions
+_k = api_keys
+
+# Arbitrary constant naming the PostgreSQL advisory lock that serializes migrations.
+_MIGRATION_LOCK = 0x1297_0001
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _sources(transition: Transition, *only: Status) -> sa.ColumnElement[bool]:
+    allowed = transition.sources & frozenset(only) if only else transition.sources
+    return _t.c.status.in_(sorted(s.value for s in allowed))
+
+
+def _at(moment: datetime) -> sa.BindParameter[datetime]:
+    return sa.literal(moment, UtcDateTime())
+
+
+class Store:
+    """Predictions and API keys. Every method is one short transaction; thread-safe."""
+
+    def __init__(self, engine: sa.Engine, *, clock: Clock = utcnow) -> None:
+        self._engine = engine
+        self._clock = clock
+        self._wake = Wakeups()
+
+    @classmethod
+    def open(cls, url: str, *, clock: Clock = utcnow) -> Store:
+        """Connect and bring the schema to the newest revision (safe from many processes)."""
+        store = cls(database.create_engine(url), clock=clock)
+        try:
+            with store._write() as conn:
+                if conn.dialect.name == "postgresql":
+                    conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_MIGRATION_LOCK)))
+                migrate.upgrade(conn)
+        except BaseException:
+            store.close()
+            raise
+        return store
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- transactions ---------------------------------------------------------------------
+
+    @contextmanager
+    def _write(self) -> Iterator[sa.Connection]:
+        with self._engine.connect() as conn:
+            conn.execution_options(**{database.WRITE_OPTION: True})
+            with conn.begin():
+                yield conn
+
+    @contextmanager
+    def _read(self) -> Iterator[sa.Connection]:
+        with self._engine.connect() as conn, conn.begin():
+            yield conn
+
+    # -- submit and read ------------------------------------------------------------------
+
+    def submit(self, p: Prediction) -> Prediction:
+        """Insert a new prediction as QUEUED (its status field is ignored)."""
+        now = self._clock()
+        values = prediction_values(p, now=now)
+        values.update(
+            status=Status.QUEUED.value, cancel_requested=False, lease_owner=None, lease_until=None
+        )
+        try:
+            with self._write() as conn:
+                row = conn.execute(_t.insert().values(values).returning(*_t.c)).one()
+        except sa.exc.IntegrityError as exc:
+            raise Conflict(f"id: a prediction with id {p.id!r} already exists") from exc
+        self._wake.notify_work()
+        self._wake.notify_change(p.id)
+        return to_prediction(row)
+
+    def get(self, id: str, *, owner: str | None = None) -> Prediction:
+        """The prediction; `NotFound` if absent or (when `owner` is given) not theirs."""
+        query = sa.select(*_t.c).where(_t.c.id == id)
+        if owner is not None:
+            query = query.where(_t.c.owner == owner)
+        with self._read() as conn:
+            row = conn.execute(query).first()
+        if row is None:
+            raise NotFound(f"prediction {id!r} not found")
+        return to_prediction(row)
+
+    def list(
+        self, owner: str, *, page: int, page_size: int
+    ) -> tuple[builtins.list[Prediction], int]:
+        """One page (1-based) of the owner's predictions, newest first, and their total."""
+        if page < 1:
+            raise InputError(f"must be at least 1, got {page}", field="page", value=page)
+        if page_size < 1:
+            raise InputError(
+                f"must be at least 1, got {page_size}", field="page_size", value=page_size
+            )
+        query = (
+            sa.select(*_t.c)
+            .where(_t.c.owner == owner)
+            .order_by(_t.c.created_at.desc(), _t.c.seq.desc())
+            .limit(page_size)
+            .offset((page - 1) * page_size)
+        )
+        count = sa.select(sa.func.count()).select_from(_t).where(_t.c.owner == owner)
+        with self._read() as conn:
+            rows = conn.execute(query).all()
+            total = conn.execute(count).scalar_one()
+        return [to_prediction(r) for r in rows], int(total)
+
+    def queue_position(self, id: str) -> int | None:
+        """How many queued predictions are ahead of this one (0: next), None if not queued."""
+        with self._read() as conn:
+            seq = conn.execute(
+                sa.select(_t.c.seq).where(_t.c.id == id, _t.c.status == Status.QUEUED.value)
+            ).scalar_one_or_none()
+            if seq is None:
+                return None
+            ahead = conn.execute(
+                sa.select(sa.func.count())
+                .select_from(_t)
+                .where(_t.c.status == Status.QUEUED.value, _t.c.seq < seq)
+            ).scalar_one()
+        return int(ahead)
+
+    def queue_length(self) -> int:
+        query = sa.select(sa.func.count()).select_from(_t)
+        with self._read() as conn:
+            return int(conn.execute(query.where(_t.c.status == Status.QUEUED.value)).scalar_one())
+
+    # -- the worker's side ----------------------------------------------------------------
+
+    def claim(
+        self,
+        worker_id: str,
+        *,
+        lease_seconds: float,
+        engines: Collection[str] | None = None,
+    ) -> Prediction | None:
+        """Take the oldest claimable prediction for one of `engines` (None: any), or None.
+
+        The row becomes RUNNING under a lease held by `worker_id` until now+lease_seconds;
+        its attempt goes up by one. A running row whose lease expired is claimable again
+        while it has attempts left (its old worker is presumed dead; fencing stops it if not).
+        """
+        if engines is not None and not engines:
+            return None
+        now = self._clock()
+        rescuable = sa.and_(
+            _sources(REQUEUE),
+            _t.c.lease_until < _at(now),
+            _t.c.attempt < _t.c.max_attempts,
+            sa.not_(_t.c.cancel_requested),
+        )
+        claimable = sa.or_(_sources(CLAIM), rescuable)
+        pick = sa.select(_t.c.seq).where(claimable)
+        if engines is not None:
+            pick = pick.where(_t.c.engine.in_(sorted(engines)))
+        # LIMIT inside a scalar subquery: evaluated once, so the UPDATE touches one row.
+        oldest = pick.order_by(_t.c.seq).limit(1).with_for_update(skip_locked=True).correlate(None)
+        update = (
+            _t.update()
+            .where(_t.c.seq == oldest.scalar_subquery(), claimable)
+            .values(
+                status=CLAIM.target.value,
+                attempt=_t.c.attempt + 1,
+                lease_owner=worker_id,
+                lease_until=now + timedelta(seconds=lease_seconds),
+                started_at=sa.func.coalesce(_t.c.started_at, _at(now)),
+                progress=0.0,
+                progress_message="",
+                updated_at=now,
+            )
+            .returning(*_t.c)
+        )
+        with self._write() as conn:
+            swept = self._sweep(conn, now)
+            row = conn.execute(update).first()
+        claimed = to_prediction(row) if row is not None else None
+        self._wake.notify_change(*swept, *([claimed.id] if claimed else []))
+        return claimed
+
+    def sweep(self) -> int:
+        """Finish running rows whose lease expired and that must not run again; returns how many.
+
+        No attempts left: FAILED. Cancel requested: CANCELLED (its owner asked to stop it).
+        `claim` runs this too, so a separate caller is optional.
+        """
+        with self._write() as conn:
+            swept = self._sweep(conn, self._clock())
+        self._wake.notify_change(*swept)
+        return len(swept)
+
+    def _sweep(self, conn: sa.Connection, now: datetime) -> builtins.list[str]:
+        expired = sa.and_(_t.c.status == Status.RUNNING.value, _t.c.lease_until < _at(now))
+
+        def rows(*where: sa.ColumnElement[bool]) -> sa.ColumnElement[bool]:
+            # PostgreSQL: rows another sweeper holds are skipped, so sweepers never deadlock.
+            locked = (
+                sa.select(_t.c.seq)
+                .where(expired, *where)
+                .with_for_update(skip_locked=True)
+                .correlate(None)  # a set of rows, not a per-row condition
+            )
+            return _t.c.seq.in_(locked.scalar_subquery())
+
+        cancelled = conn.execute(
+            _t.update()
+            .where(rows(_sources(CANCEL), _t.c.cancel_requested))
+            .values(status=CANCEL.target.value, finished_at=now, lease_until=None, updated_at=now)
+            .returning(_t.c.id)
+        ).all()
+        error = (
+            sa.literal("worker lost the job ")
+            + sa.cast(_t.c.attempt, sa.String)
+            + sa.literal(" times (its lease expired each time); giving up")
+        )
+        failed = conn.execute(
+            _t.update()
+            .where(rows(_sources(FAIL), _t.c.attempt >= _t.c.max_attempts))
+            .values(
+                status=FAIL.target.value,
+                error=error,
+                finished_at=now,
+                lease_until=None,
+                updated_at=now,
+            )
+            .returning(_t.c.id)
+        ).all()
+        return [r.id for r in (*cancelled, *failed)]
+
+    def _fence(self, id: str, attempt: int, worker_id: str) -> sa.ColumnElement[bool]:
+        return sa.and_(_t.c.id == id, _t.c.attempt == attempt, _t.c.lease_owner == worker_id)
+
+    def _lease_lost(self, conn: sa.Connection, id: str, attempt: int, worker_id: str) -> LeaseLost:
+        row = conn.execute(
+            sa.select(_t.c.status, _t.c.attempt, _t.c.lease_owner).where(_t.c.id == id)
+        ).first()
+        state = (
+            "it no longer exists"
+            if row is None
+            else f"it is now {row.status}, attempt {row.attempt} held by {row.lease_owner}"
+        )
+        return LeaseLost(
+            f"prediction {id}: worker {worker_id} lost its lease on attempt {attempt}; {state}"
+        )
+
+    def _finish(
+        self,
+        transition: Transition,
+        id: str,
+        attempt: int,
+        worker_id: str,
+        values: dict[str, Any],
+    ) -> Prediction:
+        now = self._clock()
+        update = (
+            _t.update()
+            .where(self._fence(id, attempt, worker_id), _sources(transition, Status.RUNNING))
+            .values(status=transition.target.value, updated_at=now, **values)
+            .returning(*_t.c)
+        )
+        with self._write() as conn:
+            row = conn.execute(update).first()
+            if row is None:
+                raise self._lease_lost(conn, id, attempt, worker_id)
+        self._wake.notify_change(id)
+        return to_prediction(row)
+
+    def heartbeat(
+        self,
+        id: str,
+        *,
+        attempt: int,
+        worker_id: str,
+        lease_seconds: float,
+        progress: float | None = None,
+        message: str | None = None,
+    ) -> bool:
+        """Extend the lease and record progress; returns whether a cancel was requested."""
+        now = self._clock()
+        values: dict[str, Any] = {
+            "lease_until": now + timedelta(seconds=lease_seconds),
+            "updated_at": now,
+        }
+        if progress is not None:
+            values["progress"] = min(max(float(progress), 0.0), 1.0)
+        if message is not None:
+            values["progress_message"] = message
+        update = (
+            _t.update()
+            .where(self._fence(id, attempt, worker_id), _t.c.status == Status.RUNNING.value)
+            .values(values)
+            .returning(_t.c.cancel_requested)
+        )
+        with self._write() as conn:
+            cancel_requested = conn.execute(update).scalar_one_or_none()
+            if cancel_requested is None:
+                raise self._lease_lost(conn, id, attempt, worker_id)
+        self._wake.notify_change(id)
+        return bool(cancel_requested)
+
+    def succeed(
+        self,
+        id: str,
+        *,
+        attempt: int,
+        worker_id: str,
+        output_key: str,
+        inference_ms: int,
+        nsfw: builtins.list[bool],
+    ) -> Prediction:
+        """RUNNING -> SUCCEEDED. Call only after the output object exists."""
+        now = self._clock()
+        values = {
+            "output_key": output_key,
+            "inference_ms": int(inference_ms),
+            "nsfw": [bool(flag) for flag in nsfw],
+            "progress": 1.0,
+            "finished_at": now,
+            "lease_until": None,
+            "error": "",
+        }
+        return self._finish(SUCCEED, id, attempt, worker_id, values)
+
+    def fail(
+        self,
+        id: str,
+        *,
+        attempt: int,
+        worker_id: str,
+        error: str,
+        retry: bool = False,
+    ) -> Prediction:
+        """RUNNING -> FAILED; with `retry` (infrastructure failures), back to QUEUED instead
+        while attempts remain and no cancel was requested. It keeps its place in the queue."""
+        now = self._clock()
+        if retry:
+            requeue = (
+                _t.update()
+                .where(
+                    self._fence(id, attempt, worker_id),
+                    _sources(REQUEUE),
+                    _t.c.attempt < _t.c.max_attempts,
+                    sa.not_(_t.c.cancel_requested),
+                )
+                .values(
+                    status=REQUEUE.target.value,
+                    lease_owner=None,
+                    lease_until=None,
+                    progress=0.0,
+                    progress_message=f"attempt {attempt} failed, retrying: {error}",
+                    updated_at=now,
+                )
+                .returning(*_t.c)
+            )
+            with self._write() as conn:
+                row = conn.execute(requeue).first()
+            if row is not None:
+                self._wake.notify_work()
+                self._wake.notify_change(id)
+                return to_prediction(row)
+        values = {"error": error, "finished_at": now, "lease_until": None}
+        return self._finish(FAIL, id, attempt, worker_id, values)
+
+    def acknowledge_cancel(self, id: str, *, attempt: int, worker_id: str) -> Prediction:
+        """The worker stopped a running prediction whose cancel was requested: CANCELLED."""
+        values = {"finished_at": self._clock(), "lease_until": None}
+        return self._finish(CANCEL, id, attempt, worker_id, values)
+
+    # -- the owner's side -----------------------------------------------------------------
+
+    def cancel(self, id: str, *, owner: str) -> CancelOutcome:
+        """Queued: cancelled now. Running: cancel requested (the worker stops it at its next
+        step). Finished: not cancellable. `NotFound` if absent or not the owner's."""
+        now = self._clock()
+        mine = sa.and_(_t.c.id == id, _t.c.owner == owner)
+        cancel_queued = (
+            _t.update()
+            .where(mine, _sources(CANCEL, Status.QUEUED))
+            .values(status=CANCEL.target.value, finished_at=now, updated_at=now)
+            .returning(*_t.c)
+        )
+        request_cancel = (
+            _t.update()
+            .where(mine, _t.c.status == Status.RUNNING.value)
+            .values(cancel_requested=True, updated_at=now)
+            .returning(*_t.c)
+        )
+        with self._write() as conn:
+            kind = CancelKind.CANCELLED
+            row = conn.execute(cancel_queued).first()
+            if row is None:
+                kind = CancelKind.CANCEL_REQUESTED
+                row = conn.execute(request_cancel).first()
+            if row is None:
+                kind = CancelKind.NOT_CANCELLABLE
+                row = conn.execute(sa.select(*_t.c).where(mine)).first()
+        if row is None:
+            raise NotFound(f"prediction {id!r} not found")
+        if kind is not CancelKind.NOT_CANCELLABLE:
+            self._wake.notify_change(id)
+        return CancelOutcome(kind, to_prediction(row))
+
+    def delete(self, ids: Sequence[str], *, owner: str) -> builtins.list[Prediction]:
+        """Delete the owner's predictions among `ids`; returns those deleted (the caller
+        deletes their media). A queued one is cancelled, then deleted. A running one is not
+        deleted: its cancel is requested, and it can be deleted once it has stopped. Ids that
+        are absent or someone else's are ignored."""
+        if not ids:
+            return []
+        now = self._clock()
+        mine = sa.and_(_t.c.owner == owner, _t.c.id.in_(sorted(set(ids))))
+        with self._write() as conn:
+            conn.execute(
+                _t.update()
+                .where(mine, _sources(CANCEL, Status.QUEUED))
+                .values(status=CANCEL.target.value, finished_at=now, updated_at=now)
+            )
+            requested = conn.execute(
+                _t.update()
+                .where(mine, _t.c.status == Status.RUNNING.value)
+                .values(cancel_requested=True, updated_at=now)
+                .returning(_t.c.id)
+            ).all()
+            terminal = _t.c.status.in_(sorted(s.value for s in TERMINAL))
+            rows = conn.execute(_t.delete().where(mine, terminal).returning(*_t.c)).all()
+        deleted = [to_prediction(r) for r in rows]
+        self._wake.notify_change(*(p.id for p in deleted), *(r.id for r in requested))
+        order = {id: i for i, id in enumerate(ids)}
+        return sorted(deleted, key=lambda p: order[p.id])
+
+    # -- wake-ups (this process only; across processes callers poll) ----------------------
+
+    def work_token(self) -> int:
+        return self._wake.work_token()
+
+    def wait_for_work(self, timeout: float, *, token: int | None = None) -> None:
+        """Block until a submit or requeue in this process, or `timeout` seconds.
+
+        Without `token`, any submit since this thread last returned from here counts, so a
+        worker loop (claim, nothing, wait) cannot miss one made in between."""
+        self._wake.wait_for_work(timeout, token)
+
+    def change_token(self, id: str) -> int:
+        return self._wake.change_token(id)
+
+    def wait_for_change(self, id: str, timeout: float, *, token: int | None = None) -> None:
+        """Block until prediction `id` changes in this process, or `timeout` seconds.
+
+        Race-free pattern: `t = store.change_token(id)`, read the prediction, and if it is
+        not done, `store.wait_for_change(id, timeout, token=t)`."""
+        self._wake.wait_for_change(id, timeout, token)
+
+    # -- API keys ---------------------------------------------------------------------------
+
+    def add_key(self, key_hash: str, *, name: str, prefix: str) -> None:
+        try:
+            with self._write() as conn:
+                conn.execute(
+                    _k.insert().values(
+                        key_hash=key_hash, name=name, prefix=prefix, created_at=self._clock()
+                    )
+                )
+        except sa.exc.IntegrityError as exc:
+            raise Conflict(f"key: this key is already registered (prefix {prefix})") from exc
+
+    def find_key(self, key_hash: str) -> KeyRecord | None:
+        """The active (not revoked) key with this hash, or None."""
+        query = sa.select(*_k.c).where(_k.c.key_hash == key_hash, _k.c.revoked_at.is_(None))
+        with self._read() as conn:
+            row = conn.execute(query).first()
+        return to_key(row) if row is not None else None
+
+    def list_keys(self) -> builtins.list[KeyRecord]:
+        """All keys, revoked ones included, oldest first."""
+        with self._read() as conn:
+            rows = conn.execute(sa.select(*_k.c).order_by(_k.c.created_at, _k.c.name)).all()
+        return [to_key(r) for r in rows]
+
+    def revoke_key(self, prefix_or_name: str) -> bool:
+        """Revoke every active key with this name or prefix; False if there was none."""
+        now = self._clock()
+        match = sa.or_(_k.c.name == prefix_or_name, _k.c.prefix == prefix_or_name)
+        with self._write() as conn:
+            revoked = conn.execute(
+                _k.update()
+                .where(match, _k.c.revoked_at.is_(None))
+                .values(revoked_at=now)
+                .returning(_k.c.key_hash)
+            ).all()
+        return bool(revoked)
+
+    def __repr__(self) -> str:
+        return f"Store({self._engine.url!r})"

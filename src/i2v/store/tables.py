@@ -1,0 +1,97 @@
+"""The schema: one `predictions` table that is also the job queue, and `api_keys`.
+
+The Alembic revisions in `migrations/versions` create exactly this (a test compares
+them); change both together.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import Dialect
+
+
+class UtcDateTime(sa.TypeDecorator[datetime]):
+    """A timezone-aware UTC datetime on every backend.
+
+    PostgreSQL keeps `timestamptz`; SQLite has no time zones, so the value is stored as
+    naive UTC text (microseconds kept, text order = time order) and marked UTC on load.
+    Naive datetimes are refused on the way in: they are always a bug here.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"datetime must be timezone-aware, got naive {value.isoformat()}")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def json_type() -> sa.types.TypeEngine[Any]:
+    return sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+
+
+def seq_type() -> sa.types.TypeEngine[int]:
+    # SQLite makes only "INTEGER PRIMARY KEY" an alias of the rowid (and AUTOINCREMENT
+    # keeps it monotonic across deletes); PostgreSQL gets a 64-bit identity.
+    return sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+metadata = sa.MetaData()
+
+predictions = sa.Table(
+    "predictions",
+    metadata,
+    # FIFO order and queue position; never reused (sqlite_autoincrement).
+    sa.Column("seq", seq_type(), primary_key=True, autoincrement=True),
+    sa.Column("id", sa.String(64), nullable=False, unique=True),
+    sa.Column("owner", sa.String(128), nullable=False),
+    sa.Column("model", sa.String(255), nullable=False),
+    sa.Column("engine", sa.String(64), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("params", json_type(), nullable=False),
+    sa.Column("input", json_type(), nullable=False),
+    sa.Column("options", json_type(), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+    sa.Column("started_at", UtcDateTime(), nullable=True),
+    sa.Column("finished_at", UtcDateTime(), nullable=True),
+    sa.Column("attempt", sa.Integer(), nullable=False),
+    sa.Column("max_attempts", sa.Integer(), nullable=False),
+    sa.Column("lease_owner", sa.String(255), nullable=True),
+    sa.Column("lease_until", UtcDateTime(), nullable=True),
+    sa.Column("progress", sa.Float(), nullable=False),
+    sa.Column("progress_message", sa.Text(), nullable=False),
+    sa.Column("output_key", sa.String(1024), nullable=True),
+    sa.Column("error", sa.Text(), nullable=False),
+    sa.Column("inference_ms", sa.Integer(), nullable=True),
+    sa.Column("cancel_requested", sa.Boolean(), nullable=False),
+    sa.Column("nsfw", json_type(), nullable=False),
+    sa.Index("ix_predictions_status_seq", "status", "seq"),
+    sa.Index("ix_predictions_owner_created", "owner", "created_at"),
+    sqlite_autoincrement=True,
+)
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("key_hash", sa.String(128), primary_key=True),  # sha256 hex of the key
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("prefix", sa.String(32), nullable=False),  # first characters, for people
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("revoked_at", UtcDateTime(), nullable=True),
+)

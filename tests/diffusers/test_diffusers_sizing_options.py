@@ -1,0 +1,96 @@
+"""Pure parts of the diffusers engines: sizing, segment plans, options, lazy import."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from i2v.domain.catalog import CatalogError
+from i2v.engines.diffusers import sizing
+from i2v.engines.diffusers.options import parse_options
+
+
+@pytest.mark.parametrize(
+    ("frames", "max_frames", "step", "segments"),
+    [
+        (121, 121, 4, (121,)),
+        (241, 121, 4, (121, 121)),
+        (241, 81, 4, (81, 81, 81)),
+        (121, 81, 4, (61, 61)),
+        (241, 257, 8, (241,)),
+        (10, 81, 4, (13,)),
+        (17, 9, 4, (9, 9)),
+    ],
+)
+def test_segment_plans_cover_the_frames_with_valid_lengths(
+    frames: int, max_frames: int, step: int, segments: tuple[int, ...]
+) -> None:
+    plan = sizing.segment_plan(frames, max_frames, step)
+    assert plan == segments
+    assert all((n - 1) % step == 0 and n <= max_frames for n in plan)
+    assert plan[0] + sum(n - 1 for n in plan[1:]) >= frames
+
+
+@pytest.mark.parametrize(
+    ("size", "area", "multiple", "native"),
+    [
+        ((1920, 1080), sizing.WAN_TI2V_AREAS["720p"], 32, (1280, 704)),
+        ((1080, 1920), sizing.WAN_TI2V_AREAS["720p"], 32, (704, 1280)),
+        ((854, 480), sizing.WAN_14B_AREAS["480p"], 16, (848, 480)),
+        ((1280, 720), sizing.WAN_14B_AREAS["720p"], 16, (1280, 720)),
+        ((1920, 1080), sizing.LTX_AREAS["720p"], 32, (1248, 704)),
+        ((64, 48), 32 * 32, 32, (32, 32)),
+    ],
+)
+def test_native_size_keeps_the_aspect_on_the_model_grid(
+    size: tuple[int, int], area: int, multiple: int, native: tuple[int, int]
+) -> None:
+    assert sizing.native_size(*size, area, multiple) == native
+
+
+def test_resolution_tier_follows_the_short_side() -> None:
+    assert sizing.resolution_tier(854, 480) == "480p"
+    assert sizing.resolution_tier(1920, 1080) == "720p"
+    assert sizing.resolution_tier(1920, 1080, "480p") == "480p"
+
+
+def test_fit_covers_and_crops_without_stretching() -> None:
+    image = np.zeros((100, 200, 3), dtype=np.uint8)
+    image[:, 50:150] = 255  # a white centre square
+    fitted = sizing.fit(image, 50, 50)
+    assert fitted.shape == (50, 50, 3)
+    assert fitted.mean() > 250  # only the centre survives the crop
+
+
+def test_options_need_weights_and_refuse_unknown_keys_and_values() -> None:
+    with pytest.raises(CatalogError, match=r"options\.weights: required"):
+        parse_options({}, "wan")
+    with pytest.raises(CatalogError, match=r"unknown keys \['ofload'\]"):
+        parse_options({"weights": "a/b", "ofload": "model"}, "wan")
+    with pytest.raises(CatalogError, match=r"options\.offload: must be one of .* got 'gpu'"):
+        parse_options({"weights": "a/b", "offload": "gpu"}, "wan")
+    with pytest.raises(CatalogError, match=r"options\.steps: must be an integer, got '4'"):
+        parse_options({"weights": "a/b", "steps": "4"}, "ltx")
+    with pytest.raises(CatalogError, match=r"options\.device: must be auto, cpu or cuda"):
+        parse_options({"weights": "a/b", "device": "tpu"}, "ltx")
+
+
+def test_option_defaults() -> None:
+    options = parse_options({"weights": "Wan-AI/Wan2.2-TI2V-5B-Diffusers"}, "wan")
+    assert options.local_files_only is True
+    assert (options.offload, options.dtype, options.device) == ("auto", "auto", "auto")
+    assert options.vae_tiling is None
+    assert parse_options({"weights": "x/y", "vae_tiling": "auto"}, "wan").vae_tiling is None
+    assert parse_options({"weights": "x/y", "guidance_scale": 1}, "ltx").guidance_scale == 1.0
+
+
+def test_importing_the_engines_does_not_import_torch() -> None:
+    code = (
+        "import sys, i2v.engines.diffusers as d; "
+        "d.create_wan_engine({'weights': 'a/b'}); "
+        "assert 'torch' not in sys.modules and 'diffusers' not in sys.modules, 'heavy import'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+
+from i2v.domain.prediction import Prediction
+from i2v.store import Store, migrate
+from i2v.store.tables import metadata
+
+Make = Callable[..., Prediction]
+
+
+def test_fresh_file_is_migrated_to_head_with_wal(tmp_path: Path) -> None:
+    path = tmp_path / "nested" / "dir" / "i2v.db"  # missing folders are created
+    Store.open(f"sqlite:///{path}").close()
+    con = sqlite3.connect(path)
+    try:
+        assert con.execute("SELECT version_num FROM alembic_version").fetchall() == [("0001",)]
+        assert con.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    finally:
+        con.close()
+    assert {"predictions", "api_keys", "alembic_version"} <= tables
+    assert migrate.head_revision() == "0001"
+
+
+def test_second_open_is_a_no_op_and_keeps_data(db_url: str, make: Make) -> None:
+    with Store.open(db_url) as first:
+        p = first.submit(make())
+    with Store.open(db_url) as second:
+        assert second.get(p.id) == p
+
+
+def test_migrations_create_exactly_the_declared_schema(db_url: str) -> None:
+    Store.open(db_url).close()
+    engine = sa.create_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            diff = compare_metadata(MigrationContext.configure(conn), metadata)
+    finally:
+        engine.dispose()
+    assert diff == []
+
+
+def test_store_opens_from_the_installed_package_in_another_folder(tmp_path: Path) -> None:
+    code = (
+        "from i2v.store import Store\n"
+        "import i2v.store.migrate as m\n"
+        "assert (m.MIGRATIONS / 'env.py').is_file(), m.MIGRATIONS\n"
+        "Store.open('sqlite:///here.db').close()\n"
+        "print(m.head_revision())\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "0001"
+    assert (tmp_path / "here.db").is_file()

@@ -1,0 +1,94 @@
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+from i2v.domain.prediction import Prediction
+from i2v.store import Store
+
+Make = Callable[..., Prediction]
+LONG = 60.0  # a waiter that is not woken would hold the test this long
+
+
+def _in_thread(target: Callable[[], None]) -> threading.Thread:
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_wait_for_work_wakes_on_submit(store: Store, make: Make) -> None:
+    store.wait_for_work(0)  # first call in a thread returns at once; consume it
+    waiting = threading.Event()
+    claimed: list[Prediction | None] = []
+
+    def worker() -> None:
+        token = store.work_token()
+        waiting.set()
+        store.wait_for_work(LONG, token=token)
+        claimed.append(store.claim("w", lease_seconds=30))
+
+    thread = _in_thread(worker)
+    waiting.wait()
+    p = store.submit(make())
+    thread.join(LONG / 2)
+    assert not thread.is_alive()
+    assert claimed[0] is not None
+    assert claimed[0].id == p.id
+
+
+def test_wait_for_work_does_not_miss_a_submit_made_before_it_waits(
+    store: Store, make: Make
+) -> None:
+    empty, submitted = threading.Event(), threading.Event()
+    claimed: list[Prediction | None] = []
+
+    def worker() -> None:
+        store.wait_for_work(0)  # a thread's first wait returns at once
+        claimed.append(store.claim("w", lease_seconds=30))
+        empty.set()
+        submitted.wait()  # the submit lands between the empty claim and the wait
+        store.wait_for_work(LONG)
+        claimed.append(store.claim("w", lease_seconds=30))
+
+    thread = _in_thread(worker)
+    empty.wait()
+    p = store.submit(make())
+    submitted.set()
+    thread.join(LONG / 2)
+    assert not thread.is_alive()
+    assert claimed[0] is None
+    assert claimed[1] is not None
+    assert claimed[1].id == p.id
+
+
+def test_wait_for_change_wakes_on_finish(store: Store, make: Make) -> None:
+    p = store.submit(make())
+    job = store.claim("w", lease_seconds=30)
+    assert job is not None
+    token = store.change_token(p.id)
+    seen: list[str] = []
+
+    def sync_waiter() -> None:
+        store.wait_for_change(p.id, LONG, token=token)
+        seen.append(store.get(p.id).status.value)
+
+    thread = _in_thread(sync_waiter)
+    store.succeed(p.id, attempt=1, worker_id="w", output_key="k", inference_ms=1, nsfw=[])
+    thread.join(LONG / 2)
+    assert seen == ["succeeded"]
+
+
+def test_wait_for_change_with_a_stale_token_returns_at_once(store: Store, make: Make) -> None:
+    p = store.submit(make())
+    token = store.change_token(p.id)
+    store.cancel(p.id, owner="alice")  # changed between the read and the wait
+    thread = _in_thread(lambda: store.wait_for_change(p.id, LONG, token=token))
+    thread.join(LONG / 2)
+    assert not thread.is_alive()
+
+
+def test_waits_return_on_timeout(store: Store, make: Make) -> None:
+    p = store.submit(make())
+    store.wait_for_work(0)
+    store.wait_for_work(0.01)
+    store.wait_for_change(p.id, 0.01)
