@@ -99,7 +99,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _measure(
-    name: str, engine: str, options: dict[str, Any], size: str, variant: str, steps: int
+    name: str,
+    engine: str,
+    options: dict[str, Any],
+    size: str,
+    variant: str,
+    steps: int,
+    frames: int = FRAMES,
 ) -> Row:
     import numpy as np
 
@@ -116,7 +122,7 @@ def _measure(
         image=image,
         prompt="the camera slowly pushes in on a city street at sunset",
         seed=0,
-        frames=FRAMES,
+        frames=frames,
         width=width,
         height=height,
     )
@@ -126,7 +132,7 @@ def _measure(
         started = time.perf_counter()
         engine_object.start()  # type: ignore[attr-defined]
         row.load_s = time.perf_counter() - started
-        frames = list(
+        video = list(
             engine_object.render(
                 request,
                 lambda done, total, stage: events.append((time.perf_counter(), done, stage)),
@@ -141,7 +147,7 @@ def _measure(
         row.decode_s = decoded[-1] - step_times[-1] if decoded and step_times else 0.0
         with tempfile.TemporaryDirectory() as folder:
             started = time.perf_counter()
-            encode(frames, Path(folder) / "out.mp4", width=width, height=height)
+            encode(video, Path(folder) / "out.mp4", width=width, height=height)
             row.encode_s = time.perf_counter() - started
     except Exception as exc:  # a variant that fails (no flash kernels, OOM) is a table row
         row.error = f"{type(exc).__name__}: {exc}"[:120]

@@ -136,8 +136,9 @@ def test_a_linear_move_takes_equal_sub_pixel_steps(
     steps = np.abs(np.diff(centroids(list(engine.render(req, no_progress))), axis=0))
     along, across = steps[:, axis], steps[:, 1 - axis]
     assert along.mean() == pytest.approx(travel * (48 / 120) ** 0.5 / 48, rel=0.01)
-    # Whole-pixel rendering (zoompan) would step 0, 1, 0, 1 px: a std of about 0.5 px.
-    assert along.std() < 0.06
+    # Whole-pixel rendering (zoompan) steps 0 or 1 px: a std of 0.4 px or more. What is
+    # left here (a few hundredths) is the 8-bit rounding of the frames, not the path.
+    assert along.std() < 0.1
     assert across.max() < 0.01
 
 

@@ -1,0 +1,215 @@
+"""The WaveSpeed v3 dialect beyond submit/result: history, delete, models, uploads,
+base64 output, sync mode and its timeout, OpenAPI."""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import wavespeed
+from photos import photo_bytes
+from server import API_KEY, FAKE_ROUTE, OTHER_KEY, Server, fake_catalog
+
+from i2v.video import probe
+
+IMAGE = base64.b64encode(photo_bytes()).decode()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    root = tmp_path_factory.mktemp("wavespeed-api")
+    srv = Server(root / "data", catalog=fake_catalog(root / "catalog.toml")).start()
+    yield srv
+    srv.stop()
+
+
+def run(client: httpx.Client, body: dict[str, Any], route: str = FAKE_ROUTE) -> dict[str, Any]:
+    r = client.post(f"/api/v3/{route}", json={"prompt": "p", "image": IMAGE, **body})
+    assert r.status_code == 200, r.text
+    data: dict[str, Any] = r.json()["data"]
+    return data
+
+
+def wait(client: httpx.Client, pid: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        data: dict[str, Any] = client.get(f"/api/v3/predictions/{pid}/result").json()["data"]
+        if data["status"] in ("completed", "failed", "cancelled"):
+            return data
+        time.sleep(0.05)
+    raise AssertionError(pid)
+
+
+def test_prediction_shape_and_owner_isolation(server: Server) -> None:
+    with server.client() as client, server.client(OTHER_KEY) as other:
+        created = run(client, {"seed": 5})
+        assert created["status"] == "created"
+        assert created["outputs"] == []
+        assert (
+            created["urls"]["get"] == f"{server.base_url}/api/v3/predictions/{created['id']}/result"
+        )
+        assert created["created_at"].endswith("Z")
+        done = wait(client, created["id"])
+        assert done["status"] == "completed"
+        assert done["has_nsfw_contents"] == [False]
+        assert done["error"] == ""
+        assert done["timings"]["inference"] > 0
+        assert done["model"] == FAKE_ROUTE
+        full = client.get(f"/api/v3/predictions/{created['id']}").json()["data"]
+        assert full["input"]["seed"] == 5
+        assert full["input"]["prompt"] == "p"
+        for path in (
+            f"/api/v3/predictions/{created['id']}",
+            f"/api/v3/predictions/{created['id']}/result",
+        ):
+            r = other.get(path)
+            assert r.status_code == 404
+            assert r.json() == {"code": 404, "message": r.json()["message"], "data": None}
+        assert other.post("/api/v3/predictions/delete", json={"ids": [created["id"]]}).json()[
+            "data"
+        ] == {"deleted_count": 0}
+
+
+def test_seed_minus_one_is_recorded(server: Server) -> None:
+    with server.client() as client:
+        a = wait(client, run(client, {"seed": -1})["id"])
+        b = wait(client, run(client, {"seed": -1})["id"])
+    assert a["seed"] >= 0
+    assert b["seed"] >= 0
+    assert a["seed"] != b["seed"]
+
+
+def test_aspect_ratio_and_duration(server: Server, tmp_path: Path) -> None:
+    with server.client() as client:
+        done = wait(client, run(client, {"aspect_ratio": "9:16", "duration": 10})["id"])
+    path = tmp_path / "v.mp4"
+    path.write_bytes(httpx.get(done["outputs"][0]).content)
+    info = probe(path)
+    assert (info.width, info.height, info.frames, info.fps) == (480, 854, 241, 24)
+
+
+def test_history_and_delete(server: Server) -> None:
+    with httpx.Client(base_url=server.base_url, headers={"Authorization": "Bearer third-key"}) as c:
+        assert c.get("/api/v3/models").status_code == 401  # only configured keys work
+    with server.client() as client:
+        ids = [wait(client, run(client, {"seed": i})["id"])["id"] for i in range(3)]
+        page1 = client.post("/api/v3/predictions", json={"page": 1, "page_size": 2}).json()["data"]
+        assert page1["page"] == 1
+        assert page1["page_size"] == 2
+        assert len(page1["items"]) == 2
+        assert page1["items"][0]["id"] == ids[-1]  # newest first
+        assert page1["total"] >= 3
+        r = client.post("/api/v3/predictions", json={"page": 1, "page_size": 101})
+        assert r.status_code == 400
+        assert "page_size" in r.json()["message"]
+
+        output = client.get(f"/api/v3/predictions/{ids[0]}/result").json()["data"]["outputs"][0]
+        assert httpx.get(output).status_code == 200
+        r = client.post("/api/v3/predictions/delete", json={"ids": [ids[0], "nope"]})
+        assert r.json()["data"] == {"deleted_count": 1}
+        assert client.get(f"/api/v3/predictions/{ids[0]}/result").status_code == 404
+        assert httpx.get(output).status_code == 404  # its media went with it
+
+
+def test_models_lists_catalog_with_schemas(server: Server) -> None:
+    with server.client() as client:
+        models = client.get("/api/v3/models").json()["data"]
+    by_id = {m["model_id"]: m for m in models}
+    entry = by_id[FAKE_ROUTE]
+    schema = entry["api_schema"]["api_schemas"][0]
+    assert schema["api_path"] == f"/api/v3/{FAKE_ROUTE}"
+    assert set(schema["request_schema"]["required"]) == {"prompt", "image"}
+    assert "aspect_ratio" in schema["request_schema"]["properties"]
+    assert entry["durations"] == [5, 10]
+
+
+def test_uploads_binary_and_ticket(server: Server) -> None:
+    data = photo_bytes(700, 400, seed=3)
+    with server.client() as client:
+        r = client.post(
+            "/api/v3/media/upload/binary", files={"file": ("my photo.jpg", data, "image/jpeg")}
+        )
+        assert r.status_code == 200, r.text
+        up = r.json()["data"]
+        assert up["type"] == "image"
+        assert up["size"] == len(data)
+        assert up["filename"] == "my_photo.jpg"
+        fetched = httpx.get(up["download_url"])
+        assert fetched.content == data
+        assert fetched.headers["x-content-type-options"] == "nosniff"
+        done = wait(client, run(client, {"image": up["download_url"]})["id"])
+        assert done["status"] == "completed"
+
+        ticket = client.post("/api/v3/media/uploads", json={"filename": "b.png", "size": 3}).json()[
+            "data"
+        ]
+        put_url = ticket["upload"]["url"]
+        # The download URL's signature does not allow writing.
+        assert httpx.put(ticket["download_url"], content=b"abc").status_code == 404
+        assert httpx.put(put_url, content=b"abc").status_code == 200
+        assert httpx.get(ticket["download_url"]).content == b"abc"
+        # Without a key, the ticket endpoint is closed.
+        assert httpx.post(f"{server.base_url}/api/v3/media/uploads", json={}).status_code == 401
+
+
+def test_sync_mode_with_base64_output(server: Server, tmp_path: Path) -> None:
+    with server.client() as client:
+        data = run(client, {"enable_sync_mode": True, "enable_base64_output": True})
+    assert data["status"] == "completed"
+    video = base64.b64decode(data["outputs"][0])
+    assert video[4:8] == b"ftyp"
+    path = tmp_path / "b64.mp4"
+    path.write_bytes(video)
+    assert probe(path).frames == 121
+
+
+def test_openapi_and_docs(server: Server) -> None:
+    spec = httpx.get(f"{server.base_url}/openapi.json").json()
+    assert f"/api/v3/{FAKE_ROUTE}" in spec["paths"]
+    assert f"/v1/models/{FAKE_ROUTE}" in spec["paths"]
+    for path in (
+        "/api/v3/predictions/{prediction_id}/result",
+        "/v1/requests/{request_id}/status",
+        "/api/v3/media/uploads",
+        "/api/v3/media/upload/binary",
+    ):
+        assert path in spec["paths"], path
+    body_ref = spec["paths"][f"/api/v3/{FAKE_ROUTE}"]["post"]["requestBody"]["content"][
+        "application/json"
+    ]["schema"]["$ref"]
+    body = spec["components"]["schemas"][body_ref.split("/")[-1]]
+    assert set(body["required"]) == {"prompt", "image"}
+    assert body["additionalProperties"] is False
+    docs = httpx.get(f"{server.base_url}/docs")
+    assert docs.status_code == 200
+    assert "swagger" in docs.text.lower()
+
+
+def test_sync_timeout_answers_5004_and_job_goes_on(
+    tmp_path: Path, start_server: Callable[..., Server]
+) -> None:
+    server = start_server(
+        catalog=fake_catalog(tmp_path / "catalog.toml", frame_delay=0.02),
+        extra_env={"I2V_SYNC_TIMEOUT_SECONDS": "0.5"},
+    )
+    with server.client() as client:
+        r = client.post(
+            f"/api/v3/{FAKE_ROUTE}", json={"prompt": "p", "image": IMAGE, "enable_sync_mode": True}
+        )
+        assert r.status_code == 200
+        body = r.json()
+        assert body["code"] == 5004
+        assert body["data"]["code"] == 5004
+        assert body["data"]["status"] in ("created", "processing")
+        assert "Sync mode timed out" in body["data"]["error"]
+        assert wait(client, body["data"]["id"])["status"] == "completed"
+
+    sdk = wavespeed.Client(api_key=API_KEY, base_url=server.base_url)
+    result = sdk.run_no_throw(FAKE_ROUTE, {"prompt": "p", "image": IMAGE}, enable_sync_mode=True)
+    assert result["status"] == "processing"
+    assert result["task_id"] != "unknown"
