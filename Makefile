@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 # torch 2.13.0 is the CPU build; any other pin pulls a multi-GB CUDA build.
 TORCH := torch==2.13.0
 
-.PHONY: install run test check lint format bench clean
+.PHONY: install system run test check lint format bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -17,7 +17,17 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# Services the tests start themselves: a throwaway PostgreSQL cluster (Debian's package).
+system:
+	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null; then \
+		echo "installing PostgreSQL for the store tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+	fi
+
 run: install
+	$(BIN)/i2v generate "$$($(BIN)/python -c 'from i2v.cli.samples import sample_photo; print(sample_photo())')" \
+		--prompt "slow push in on the scene" --resolution 1080p --frames 121 --seed 1 \
+		--out i2v-data/sample.mp4
 	$(BIN)/i2v serve --data-dir i2v-data
 
 check: install
@@ -26,7 +36,7 @@ check: install
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-test: install check
+test: install system check
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest -q
 
 format: install

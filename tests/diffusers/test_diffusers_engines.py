@@ -3,6 +3,7 @@ real spawned child process, real pipe. No hub access (folders built in code)."""
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import time
@@ -87,13 +88,18 @@ def test_same_seed_gives_the_same_video_and_another_seed_does_not(wan: ProcessEn
     assert not np.array_equal(first, other)
 
 
-def test_long_videos_chain_segments_from_the_last_frame(wan: ProcessEngine) -> None:
+def test_long_videos_chain_segments_from_the_last_frame(
+    wan: ProcessEngine, caplog: pytest.LogCaptureFixture
+) -> None:
     # max_frames_per_segment = 9: 17 frames are two 9-frame segments sharing one frame
     progress = Recorder()
-    frames = list(wan.render(_request(frames=17), progress))
+    with caplog.at_level(logging.INFO, logger="i2v.engines.diffusers"):
+        frames = list(wan.render(_request(frames=17), progress))
 
     assert len(frames) == 17
     assert progress.steps() == [(1, 4), (2, 4), (3, 4), (4, 4)]
+    # the child's log records arrive as Log messages and are logged by the parent
+    assert "segment 2/2: 9 frames at 32x32 from the previous segment's last frame" in caplog.text
 
 
 def test_frame_counts_off_the_4k_plus_1_grid_are_cut_to_the_request(wan: ProcessEngine) -> None:
@@ -215,16 +221,48 @@ def test_ltx_renders_8k_plus_1_frames_and_chains(weights: dict[str, Path]) -> No
         engine.close()
 
 
-def test_a_folder_without_model_index_fails_with_a_clear_message(tmp_path: Path) -> None:
-    engine = registry.create("wan", {"weights": str(tmp_path)})
-    try:
-        with pytest.raises(EngineError, match=r"weights: .* without model_index.json"):
-            list(engine.render(_request(), Recorder()))
-    finally:
-        engine.close()
+def test_missing_weights_fail_with_a_clear_message_before_a_child_starts(
+    tmp_path: Path,
+) -> None:
+    folder = registry.create("wan", {"weights": str(tmp_path)})
+    with pytest.raises(EngineError, match=r"weights: .* has no model_index\.json"):
+        list(folder.render(_request(), Recorder()))
+    uncached = registry.create("ltx", {"weights": "org/not-downloaded", "cache_dir": str(tmp_path)})
+    with pytest.raises(EngineError, match=r"not in the Hugging Face cache \(huggingface-cli"):
+        list(uncached.render(_request(), Recorder()))
+    assert folder.pid is None
+    assert uncached.pid is None
 
 
 def _wait_until_dead(engine: ProcessEngine, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while engine.pid is not None and time.monotonic() < deadline:
         time.sleep(0.02)
+
+
+def test_a_repo_id_is_loaded_from_the_hugging_face_cache(tmp_path: Path) -> None:
+    cache = tmp_path / "hf-cache"
+    repo = cache / "models--tiny-org--wan-ti2v"
+    tiny.build_tiny_wan_ti2v(repo / "snapshots" / "0123abc")
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("0123abc")
+    engine = create_wan_engine(
+        tiny.tiny_options("wan-ti2v", Path("unused"))
+        | {"weights": "tiny-org/wan-ti2v"}
+        | {"cache_dir": str(cache)}
+    )
+    try:
+        assert len(list(engine.render(_request(), Recorder()))) == 9
+        assert "from tiny-org/wan-ti2v" in engine.description
+    finally:
+        engine.close()
+
+
+def test_an_abandoned_render_is_stopped_before_the_next_one(wan: ProcessEngine) -> None:
+    abandoned = wan.render(_request(options={"num_inference_steps": 50}), Recorder())
+    next(abandoned)  # the child is now busy with a 50-step render nobody reads
+    pid = wan.pid
+
+    assert len(list(wan.render(_request(), Recorder()))) == 9
+    assert wan.pid == pid  # cancelled cooperatively, the same child kept
+    abandoned.close()

@@ -94,3 +94,25 @@ def test_importing_the_engines_does_not_import_torch() -> None:
         "assert 'torch' not in sys.modules and 'diffusers' not in sys.modules, 'heavy import'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_an_out_of_memory_report_becomes_engine_crashed_with_the_flag() -> None:
+    from i2v.domain.errors import EngineCrashed, EngineError
+    from i2v.engines.diffusers import ProcessEngine, messages
+    from i2v.engines.diffusers.options import parse_options
+
+    engine = ProcessEngine("wan", parse_options({"weights": "a/b"}, "wan"))
+    with pytest.raises(EngineCrashed) as crashed:
+        engine._raise_failed(messages.Failed("CUDA out of memory", out_of_memory=True))
+    assert crashed.value.out_of_memory is True
+    assert "ran out of GPU memory" in crashed.value.message
+    with pytest.raises(EngineError, match="wan engine failed: boom") as failed:
+        engine._raise_failed(messages.Failed("boom"))
+    assert not isinstance(failed.value, EngineCrashed)
+
+
+def test_out_of_memory_errors_are_recognised() -> None:
+    from i2v.engines.diffusers import loading
+
+    assert loading.is_out_of_memory(RuntimeError("CUDA out of memory. Tried to allocate 2 GiB"))
+    assert not loading.is_out_of_memory(RuntimeError("shape mismatch"))

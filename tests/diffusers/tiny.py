@@ -4,7 +4,8 @@ No hub access: the tokenizer is a 🤗 Tokenizers object built from a word list
 (the recipe in reference/open-models.md §2), the text encoder a 2-layer UMT5/T5.
 Each builder writes a folder that `from_pretrained(folder)` loads through the
 engine's real loading code, and returns that folder. Importable from other test
-areas (a service test can point a catalog route at `build_tiny_wan_ti2v(tmp)`).
+areas: a service test can point a catalog route at `build_tiny_wan_ti2v(tmp)`
+with the options from `tiny_options("wan-ti2v", folder)`.
 """
 
 from __future__ import annotations
@@ -265,3 +266,19 @@ BUILDERS = {
     "wan-flf2v": build_tiny_wan_flf2v,
     "ltx": build_tiny_ltx,
 }
+
+
+def tiny_options(name: str, path: Path, **overrides: Any) -> dict[str, Any]:
+    """Route options that render a tiny folder fast: one grid block, 2 steps, 16 tokens.
+
+    For a catalog route in a service test: `[routes."x".options]` = this dict.
+    """
+    area = 16 * 16 if name in ("wan-a14b", "wan-flf2v") else 32 * 32
+    options: dict[str, Any] = {
+        "weights": str(path),
+        "steps": 2,
+        "max_area": area,
+        "max_sequence_length": 16,
+    }
+    options.update(overrides)
+    return options

@@ -34,8 +34,10 @@ class Server:
         workers: int = 1,
         lease_seconds: float = 30.0,
         extra_env: dict[str, str] | None = None,
+        api_keys: str = f"{API_KEY},{OTHER_KEY}",
     ) -> None:
         self.data_dir = data_dir
+        self.api_keys = api_keys
         self.catalog = catalog
         self.workers = workers
         self.lease_seconds = lease_seconds
@@ -71,7 +73,7 @@ class Server:
             args += ["--catalog", str(self.catalog)]
         env = {
             **os.environ,
-            "I2V_API_KEYS": f"{API_KEY},{OTHER_KEY}",
+            "I2V_API_KEYS": self.api_keys,
             "I2V_HEARTBEAT_SECONDS": "0.5",
             **self.extra_env,
         }

@@ -55,13 +55,22 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
+def _pg_tool(name: str) -> str | None:
+    """On PATH, or where Debian's postgresql package puts it (not on PATH)."""
+    found = shutil.which(name)
+    if found:
+        return found
+    candidates = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"))
+    return str(candidates[-1]) if candidates else None
+
+
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[str | None]:
     """A throwaway PostgreSQL cluster (unix socket only), or None where none can be started.
 
     Needs `initdb`/`pg_ctl` and psycopg; as root, runs them as the `postgres` user.
     """
-    initdb, pg_ctl = shutil.which("initdb"), shutil.which("pg_ctl")
+    initdb, pg_ctl = _pg_tool("initdb"), _pg_tool("pg_ctl")
     if not (initdb and pg_ctl and importlib.util.find_spec("psycopg")):
         yield None
         return

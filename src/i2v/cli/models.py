@@ -33,7 +33,8 @@ def models(
         elif not isinstance(weights, str) or not weights:
             rows.append((route.path, route.engine, "missing", "options.weights is not set"))
         else:
-            status = find_weights(weights, hf_cache)
+            cache = hf_cache or route.options.get("cache_dir") or None
+            status = find_weights(weights, Path(cache) if cache else None)
             rows.append(
                 (route.path, route.engine, "present" if status.present else "missing", status.where)
             )

@@ -11,6 +11,7 @@ starts with an empty allocator.
 
 from __future__ import annotations
 
+import logging
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -43,6 +44,7 @@ class _ShutdownRequested(Exception):
 
 def main(conn: Connection, family: str, options: dict[str, Any]) -> None:
     _quiet_libraries()
+    _forward_logs(conn)
     try:
         renderer = _load(family, EngineOptions(**options))
     except BaseException as exc:
@@ -143,6 +145,33 @@ def _quiet_libraries() -> None:
     from transformers.utils import logging as transformers_logging
 
     diffusers_logging.disable_progress_bar()
-    diffusers_logging.set_verbosity_error()
     transformers_logging.disable_progress_bar()
     transformers_logging.set_verbosity_error()
+
+
+class _PipeLogHandler(logging.Handler):
+    """Sends log records to the parent as `Log` messages (it logs them in the worker)."""
+
+    def __init__(self, conn: Connection) -> None:
+        super().__init__()
+        self.conn = conn
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.conn.send(messages.Log(f"{record.name}: {record.getMessage()}"))
+        except (OSError, ValueError):
+            self.handleError(record)
+
+
+def _forward_logs(conn: Connection) -> None:
+    """diffusers' warnings (frame counts rounded, sizes floored) and our own
+    segment notes go to the worker's log instead of the child's stderr."""
+    from diffusers.utils import logging as diffusers_logging
+
+    diffusers_logging.disable_default_handler()
+    handler = _PipeLogHandler(conn)
+    for name, level in (("diffusers", logging.WARNING), ("i2v", logging.INFO)):
+        logger = logging.getLogger(name)
+        logger.addHandler(handler)
+        logger.setLevel(level)
+        logger.propagate = False

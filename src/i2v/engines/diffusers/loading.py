@@ -42,7 +42,10 @@ def load_pipeline(pipeline_class: Any, options: EngineOptions) -> Loaded:
     # 2. Load (on CPU; placement below depends on the offload mode)
     try:
         pipe = pipeline_class.from_pretrained(
-            source, local_files_only=options.local_files_only, **{_dtype_keyword(): dtype}
+            source,
+            local_files_only=options.local_files_only,
+            cache_dir=options.cache_dir or None,
+            **{_dtype_keyword(): dtype},
         )
     except (OSError, ValueError) as exc:
         hint = (

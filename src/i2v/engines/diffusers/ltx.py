@@ -15,6 +15,7 @@ condition at the final frame index; the plain i2v pipeline does not.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,9 @@ from i2v.domain.errors import EngineError
 from i2v.engines.diffusers import loading, sizing
 from i2v.engines.diffusers.messages import Render
 from i2v.engines.diffusers.options import EngineOptions
+from i2v.engines.diffusers.weights import find_weights
+
+logger = logging.getLogger(__name__)
 
 StepHook = Callable[[int, int, str], None]
 
@@ -98,6 +102,16 @@ class LTXRenderer:
         for index, num_frames in enumerate(plan.segments):
             offset = index * steps
             is_last = index == len(plan.segments) - 1
+            if len(plan.segments) > 1:
+                logger.info(
+                    "segment %d/%d: %d frames at %dx%d from %s",
+                    index + 1,
+                    len(plan.segments),
+                    num_frames,
+                    plan.width,
+                    plan.height,
+                    "the input image" if index == 0 else "the previous segment's last frame",
+                )
 
             def on_step_end(pipe, i, t, callback_kwargs, offset=offset):  # type: ignore[no-untyped-def]
                 step(offset + i + 1, total_steps, "denoising")
@@ -150,8 +164,9 @@ def choose_pipeline(options: EngineOptions) -> Any:
         return LTXConditionPipeline
     if options.pipeline == "i2v":
         return LTXImageToVideoPipeline
-    index = Path(options.weights).expanduser() / "model_index.json"
-    if index.is_file():
+    found = find_weights(options.weights, Path(options.cache_dir) if options.cache_dir else None)
+    index = Path(found.where) / "model_index.json"
+    if found.present and index.is_file():
         class_name = json.loads(index.read_text(encoding="utf-8")).get("_class_name")
         if class_name == "LTXConditionPipeline":
             return LTXConditionPipeline

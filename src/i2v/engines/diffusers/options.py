@@ -24,6 +24,7 @@ CANCEL_GRACE_SECONDS = 30.0  # a step of a 14B model at 720p takes ~40 s on one 
 class EngineOptions:
     weights: str
     local_files_only: bool = True
+    cache_dir: str = ""  # Hugging Face cache for repo ids; "": huggingface_hub's default
     steps: int = 0  # 0: the model's recommended count
     guidance_scale: float = -1.0  # < 0: the model's recommended scale
     guidance_scale_2: float = -1.0  # Wan2.2 A14B low-noise expert; < 0: same as guidance_scale

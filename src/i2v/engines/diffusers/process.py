@@ -23,6 +23,7 @@ import time
 from collections.abc import Iterator
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
+from pathlib import Path
 from typing import Any
 
 from i2v.domain.errors import Cancelled, EngineCrashed, EngineError
@@ -30,6 +31,7 @@ from i2v.domain.request import GenerationRequest, RGBImage
 from i2v.engines.base import ProgressCallback
 from i2v.engines.diffusers import messages, sizing
 from i2v.engines.diffusers.options import EngineOptions
+from i2v.engines.diffusers.weights import find_weights
 
 logger = logging.getLogger("i2v.engines.diffusers")
 
@@ -66,6 +68,9 @@ class ProcessEngine:
 
     def start(self) -> None:
         """Start the child and wait until it has loaded the pipeline (idempotent)."""
+        if self._busy:
+            # a render was abandoned without closing its iterator: stop it politely first
+            self._cancel()
         if self._idle_and_alive():
             return
         if self._process is not None:
@@ -79,6 +84,7 @@ class ProcessEngine:
                     _exit_reason(self._process.exitcode),
                 )
             self._stop(kill=True)
+        self._check_weights()
         parent_conn, child_conn = self._context.Pipe(duplex=True)
         process = self._context.Process(
             target=_child_entry,
@@ -161,6 +167,16 @@ class ProcessEngine:
         self._stop(kill=False)
 
     # -- internals -------------------------------------------------------
+
+    def _check_weights(self) -> None:
+        """Fail before paying for a child (torch import, minutes of loading) when the
+        weights cannot be there; the child's own loading still reports the rest."""
+        if not self.options.local_files_only:
+            return  # from_pretrained may download what is missing
+        cache = Path(self.options.cache_dir) if self.options.cache_dir else None
+        status = find_weights(self.options.weights, cache)
+        if not status.present:
+            raise EngineError(f"{self.name} engine: weights: {status.where}")
 
     def _idle_and_alive(self) -> bool:
         process, conn = self._process, self._conn

@@ -19,6 +19,7 @@ TI2V-5B, 16 for the 14B models); frame counts are 4k + 1.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +32,8 @@ from i2v.domain.errors import EngineError
 from i2v.engines.diffusers import loading, sizing
 from i2v.engines.diffusers.messages import Render
 from i2v.engines.diffusers.options import EngineOptions
+
+logger = logging.getLogger(__name__)
 
 # step(done, total, stage): reports progress and raises to stop the render
 StepHook = Callable[[int, int, str], None]
@@ -88,6 +91,7 @@ class WanRenderer:
 
         # 2. Define call parameters
         tier = sizing.resolution_tier(render.width, render.height, options.resolution)
+        limit = options.max_frames_per_segment or self.variant.max_frames
         plan = sizing.plan(
             render.width,
             render.height,
@@ -95,9 +99,8 @@ class WanRenderer:
             area=options.max_area or self.variant.areas[tier],
             multiple=self.multiple,
             step=self.frame_step,
-            max_frames=options.max_frames_per_segment or self.variant.max_frames,
+            max_frames=limit,
         )
-        limit = options.max_frames_per_segment or self.variant.max_frames
         if self.variant is FLF2V_21 and len(plan.segments) > 1:
             # every FLF2V pass needs both ends; a chain has no last frame for its inner segments
             raise EngineError(
@@ -134,6 +137,16 @@ class WanRenderer:
         for index, num_frames in enumerate(plan.segments):
             offset = index * steps
             is_last = index == len(plan.segments) - 1
+            if len(plan.segments) > 1:
+                logger.info(
+                    "segment %d/%d: %d frames at %dx%d from %s",
+                    index + 1,
+                    len(plan.segments),
+                    num_frames,
+                    plan.width,
+                    plan.height,
+                    "the input image" if index == 0 else "the previous segment's last frame",
+                )
 
             def on_step_end(pipe, i, t, callback_kwargs, offset=offset):  # type: ignore[no-untyped-def]
                 step(offset + i + 1, total_steps, "denoising")
