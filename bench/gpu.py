@@ -106,7 +106,9 @@ def _measure(
     variant: str,
     steps: int,
     frames: int = FRAMES,
+    warm: Any = None,
 ) -> Row:
+    """One render; `warm`: an already started engine to use instead of a new one."""
     import numpy as np
 
     from i2v.domain.request import GenerationRequest
@@ -125,9 +127,10 @@ def _measure(
         frames=frames,
         width=width,
         height=height,
+        options={"num_inference_steps": steps},
     )
     events: list[tuple[float, int, str]] = []
-    engine_object = registry.create(engine, settings)
+    engine_object = warm or registry.create(engine, settings)
     try:
         started = time.perf_counter()
         engine_object.start()  # type: ignore[attr-defined]
@@ -152,7 +155,8 @@ def _measure(
     except Exception as exc:  # a variant that fails (no flash kernels, OOM) is a table row
         row.error = f"{type(exc).__name__}: {exc}"[:120]
     finally:
-        engine_object.close()
+        if warm is None:
+            engine_object.close()
     return row
 
 

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-import tiny
+from i2v.engines.diffusers import ProcessEngine
 
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "gpu.py"
 
@@ -34,12 +34,10 @@ def test_without_cuda_it_says_so_and_leaves_a_pending_section(tmp_path: Path) ->
     assert "python bench/gpu.py --model wan=DIR" in text
 
 
-def test_a_measurement_row_and_the_table_section(tmp_path: Path) -> None:
+def test_a_measurement_row_and_the_table_section(tmp_path: Path, wan: ProcessEngine) -> None:
     bench = _bench()
-    weights = tiny.build_tiny_wan_ti2v(tmp_path / "wan")
-    options = {"weights": str(weights), "max_area": 32 * 32, "max_sequence_length": 16}
 
-    row = bench._measure("tiny", "wan", options, "480p", "baseline", 3, frames=9)
+    row = bench._measure("tiny", "wan", {}, "480p", "baseline", 3, frames=9, warm=wan)
 
     assert row.error == ""
     assert row.load_s > 0

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import tiny
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -13,8 +12,9 @@ from i2v.cli import app
 from i2v.video import probe
 
 
-def test_generate_with_the_wan_engine_and_local_weights(tmp_path: Path) -> None:
-    weights = tiny.build_tiny_wan_ti2v(tmp_path / "wan")
+def test_generate_with_the_wan_engine_and_local_weights(
+    tmp_path: Path, weights: dict[str, Path]
+) -> None:
     image = tmp_path / "photo.png"
     pixels = np.random.default_rng(0).integers(0, 256, (360, 640, 3), dtype=np.uint8)
     Image.fromarray(pixels).save(image)
@@ -36,7 +36,7 @@ def test_generate_with_the_wan_engine_and_local_weights(tmp_path: Path) -> None:
             "--engine",
             "wan",
             "--weights",
-            str(weights),
+            str(weights["wan-ti2v"]),
             "--steps",
             "2",
             "--guidance",

@@ -55,7 +55,16 @@ def test_generate_at_1080p_gives_full_hd(tmp_path: Path) -> None:
     out = tmp_path / "hd.mp4"
     result = runner.invoke(
         app,
-        ["generate", str(sample_photo()), "-p", "pan right", "-o", str(out), "--resolution", "1080p"],
+        [
+            "generate",
+            str(sample_photo()),
+            "-p",
+            "pan right",
+            "-o",
+            str(out),
+            "--resolution",
+            "1080p",
+        ],
     )
     assert result.exit_code == 0, result.output
     info = probe(out)

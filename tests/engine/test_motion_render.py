@@ -67,7 +67,9 @@ def test_every_move_starts_at_the_framed_input(photo: RGBImage, prompt: str) -> 
 
 
 def test_camera_fixed_gives_a_still_video(photo: RGBImage) -> None:
-    frames = list(MotionEngine().render(request(photo, "fast zoom in", camera_fixed=True), no_progress))
+    frames = list(
+        MotionEngine().render(request(photo, "fast zoom in", camera_fixed=True), no_progress)
+    )
     still = frame_image(photo, 320, 180)
     assert all(np.array_equal(f, still) for f in frames)
 
@@ -122,7 +124,9 @@ def centroids(frames: list[RGBImage]) -> np.ndarray:
 
 
 @pytest.mark.parametrize("interpolation", ["linear", "cubic"])
-@pytest.mark.parametrize(("prompt", "axis", "travel"), [("pan right", 0, 0.12 * 320), ("tilt up", 1, 0.10 * 180)])
+@pytest.mark.parametrize(
+    ("prompt", "axis", "travel"), [("pan right", 0, 0.12 * 320), ("tilt up", 1, 0.10 * 180)]
+)
 def test_a_linear_move_takes_equal_sub_pixel_steps(
     interpolation: str, prompt: str, axis: int, travel: float
 ) -> None:

@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import Request
 from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
 
 from i2v.api.auth import KeyRing
 from i2v.domain.settings import Settings
 
 
-def owner_dependency(keys: KeyRing) -> Callable[[Request], str]:
-    def owner(request: Request) -> str:
-        return keys.owner(request.headers.get("authorization"))
+def owner_dependency(keys: KeyRing) -> Callable[[Request], Awaitable[str]]:
+    async def owner(request: Request) -> str:
+        header = request.headers.get("authorization")
+        # Configured and recently seen keys are answered on the event loop; only a
+        # database lookup goes to the thread pool.
+        known = keys.known_owner(header)
+        return known if known is not None else await run_in_threadpool(keys.owner, header)
 
     return owner
 

@@ -43,23 +43,24 @@ def router(services: Services, owner_dependency: Any, base_url: Any) -> APIRoute
     def views(request: Request) -> Views:
         return Views(base_url(request), services.signer, services.storage)
 
-    async def current(prediction_id: str, owner: str) -> Prediction:
-        return await run_in_threadpool(store.get, prediction_id, owner=owner)
-
     @r.get("/predictions/{prediction_id}/result", summary="A prediction's status and outputs")
     async def result(
         prediction_id: str, request: Request, owner: str = Depends(owner_dependency)
     ) -> dict[str, Any]:
-        p = await current(prediction_id, owner)
-        return envelope(await run_in_threadpool(views(request).wavespeed, p))
+        v = views(request)
+        return envelope(
+            await run_in_threadpool(lambda: v.wavespeed(store.get(prediction_id, owner=owner)))
+        )
 
     @r.get("/predictions/{prediction_id}", summary="A prediction, with its input")
     async def get(
         prediction_id: str, request: Request, owner: str = Depends(owner_dependency)
     ) -> dict[str, Any]:
-        p = await current(prediction_id, owner)
+        v = views(request)
         return envelope(
-            await run_in_threadpool(lambda: views(request).wavespeed(p, with_input=True))
+            await run_in_threadpool(
+                lambda: v.wavespeed(store.get(prediction_id, owner=owner), with_input=True)
+            )
         )
 
     @r.post("/predictions", summary="History: your predictions, newest first")

@@ -138,7 +138,9 @@ def generate(
     image: Annotated[
         Path, typer.Argument(help="Input photo (JPEG, PNG or WebP).", exists=True, dir_okay=False)
     ],
-    prompt: Annotated[str, typer.Option("--prompt", "-p", help="What happens; camera language moves the camera.")],
+    prompt: Annotated[
+        str, typer.Option("--prompt", "-p", help="What happens; camera language moves the camera.")
+    ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output MP4 file.", dir_okay=False)],
     resolution: Annotated[
         str, typer.Option(help="480p, 720p or 1080p (the short side).", callback=_check_resolution)

@@ -13,7 +13,11 @@ class Storage(Protocol):
     Missing objects raise `i2v.domain.errors.NotFound`.
     """
 
-    def put_bytes(self, key: str, data: bytes) -> None: ...
+    def put_bytes(self, key: str, data: bytes, *, sync: bool = True) -> None:
+        """Store `data` under `key`. `sync=False` skips forcing it to stable storage: the
+        object survives a process crash but maybe not a power loss (the same promise as
+        the SQLite store's synchronous=NORMAL)."""
+        ...
 
     def put_file(self, key: str, path: Path) -> None:
         """Store the file at `path` under `key`, consuming it (it is moved when possible)."""

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 import cv2
@@ -41,6 +42,7 @@ class EncoderSettings:
     # (seen: 3 different files from 6 identical encodes). Without it the output is a pure
     # function of the input, at a small cost in bitrate at the same crf.
     x264_params: str = "mbtree=0"
+    thread_type: str = "FRAME"
     queue_size: int = 4
 
 
@@ -92,7 +94,7 @@ def encode(
                     f"frame {count}: must be {height}x{width}x3 uint8, "
                     f"got {image.shape} {image.dtype}"
                 )
-            _put(handoff, image, stop, failure)
+            _put(handoff, image, failure)
             count += 1
             if on_frame is not None:
                 on_frame(count)
@@ -100,7 +102,7 @@ def encode(
             raise EngineError(f"frames: expected {expected_frames} frames, the engine gave {count}")
         if count == 0:
             raise EngineError("frames: the engine gave no frames")
-        _put(handoff, _DONE, stop, failure)
+        _put(handoff, _DONE, failure)
         writer.join()
         if failure:
             raise failure[0]
@@ -113,7 +115,7 @@ def encode(
     return count
 
 
-def _put(handoff: queue.Queue[object], item: object, stop: threading.Event, failure: list[BaseException]) -> None:
+def _put(handoff: queue.Queue[object], item: object, failure: list[BaseException]) -> None:
     """Hand an item to the encoder thread, giving up if that thread died."""
     while True:
         if failure:
@@ -141,10 +143,9 @@ def _write(
             str(target),
             mode="w",
             format="mp4",
-            options={"movflags": "+faststart"},
+            # bitexact: no muxer-version or wall-clock strings that would differ per run.
+            options={"movflags": "+faststart", "fflags": "+bitexact"},
         ) as container:
-            # bitexact: no encoder-version or wall-clock strings that would differ per run.
-            container.flags |= av.container.Flags.bitexact.value
             stream = container.add_stream("libx264", rate=fps)
             stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
             context = stream.codec_context
@@ -155,6 +156,7 @@ def _write(
             context.color_range = _RANGE_MPEG
             context.color_primaries = _BT709
             context.color_trc = _BT709
+            context.thread_type = settings.thread_type
             stream.options = {
                 "preset": settings.preset,
                 "crf": str(settings.crf),
@@ -183,9 +185,9 @@ def _yuv_frame(rgb: RGBImage, width: int, height: int) -> av.VideoFrame:
     """RGB -> a yuv420p frame whose every byte is defined.
 
     FFmpeg pads each plane's rows to an aligned stride and leaves the padding as whatever
-    the allocator returned; x264 reads some of it when the width is not a multiple of 16
-    (854 at 480p), which made identical frames encode differently from run to run. Filling
-    the padding with the edge pixel makes the bytes out a function of the frames in.
+    the allocator returned; x264's SIMD copies read into it when the width is not a multiple
+    of 16 (854 at 480p). Filling it with the edge pixel keeps heap leftovers out of the
+    encoder, and costs nothing over `from_ndarray`, which copies too.
     """
     yuv = cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420)
     quarter = (height // 2) * (width // 2)
@@ -197,7 +199,8 @@ def _yuv_frame(rgb: RGBImage, width: int, height: int) -> av.VideoFrame:
     frame = av.VideoFrame(width, height, "yuv420p")
     for plane, data in zip(frame.planes, planes, strict=True):
         rows, cols = data.shape
-        view = np.frombuffer(plane, dtype=np.uint8).reshape(-1, plane.line_size)[:rows]
+        buffer: Any = plane  # a writable buffer; PyAV's stubs do not say so
+        view = np.frombuffer(buffer, dtype=np.uint8).reshape(-1, plane.line_size)[:rows]
         view[:, :cols] = data
         view[:, cols:] = data[:, -1:]
     return frame

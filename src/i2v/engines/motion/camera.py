@@ -38,7 +38,7 @@ class Move:
         return SPEED_FACTOR[self.speed]
 
     def __str__(self) -> str:
-        words = [self.speed] if self.speed != "normal" else []
+        words: list[str] = [self.speed] if self.speed != "normal" else []
         words.append(self.kind)
         if self.direction != "none":
             words.append(self.direction)
@@ -51,45 +51,49 @@ _SIDE = r"(?:\s+(?:to(?:wards?)?\s+)?(?:the\s+)?(left|right))?"
 _UPDOWN = r"(?:\s+(?:to(?:wards?)?\s+)?(?:the\s+)?(up|down|upwards?|downwards?))?"
 
 # (pattern, kind, fixed direction or None to read it from the match's group 1)
-_PATTERNS: tuple[tuple[re.Pattern[str], Kind, Direction | None], ...] = tuple(
-    (re.compile(pattern, re.IGNORECASE), kind, direction)
-    for pattern, kind, direction in (
-        (
-            r"\b(?:static|locked[- ]?(?:off|down)|fixed camera|still camera|tripod"
-            r"|no camera (?:movement|motion)|camera (?:is |stays |remains )?(?:still|fixed))\b",
-            "static",
-            "none",
-        ),
-        (
-            r"\b(?:zoom(?:s|ed|ing)?|push(?:es|ed|ing)?|dolly(?:ing)?|dollies)"
-            r"[- ]?(?:out|back)\b|\bpull(?:s|ed|ing)?[- ]?(?:back|out|away)\b"
-            r"|\b(?:reveal(?:s|ing)?|wide shot|zoom(?:s|ing)? away)\b",
-            "pull",
-            "out",
-        ),
-        (
-            r"\b(?:zoom(?:s|ed|ing)?|push(?:es|ed|ing)?|dolly(?:ing)?|dollies"
-            r"|creep(?:s|ing)?)[- ]?in(?:wards?|to)?\b|\b(?:push[- ]in|close[- ]?up|zoom(?:s|ing)?)\b",
-            "push",
-            "in",
-        ),
-        (r"\b(?:track(?:s|ing)?|truck(?:s|ing)?|crab(?:s|bing)?)" + _SIDE + r"\b", "track", None),
-        (r"\bdoll(?:y|ies|ying)\s+(?:to\s+)?(?:the\s+)?(left|right)\b", "track", None),
-        (r"\bdoll(?:y|ies|ying)\b", "push", "in"),
-        (r"\bpan(?:s|ned|ning)?" + _SIDE + r"\b", "pan", None),
-        (r"\btilt(?:s|ed|ing)?" + _UPDOWN + r"\b", "tilt", None),
-        (
-            r"\b(?:orbit(?:s|ing)?|arc(?:s|ing)?|circl(?:e|es|ing) around|rotat(?:e|es|ing) around)"
-            + _SIDE
-            + r"\b",
-            "orbit",
-            None,
-        ),
-    )
+_PHRASES: tuple[tuple[str, Kind, Direction | None], ...] = (
+    (
+        r"\b(?:static|locked[- ]?(?:off|down)|fixed camera|still camera|tripod"
+        r"|no camera (?:movement|motion)|camera (?:is |stays |remains )?(?:still|fixed))\b",
+        "static",
+        "none",
+    ),
+    (
+        r"\b(?:zoom(?:s|ed|ing)?|push(?:es|ed|ing)?|dolly(?:ing)?|dollies)"
+        r"[- ]?(?:out|back)\b|\bpull(?:s|ed|ing)?[- ]?(?:back|out|away)\b"
+        r"|\b(?:reveal(?:s|ing)?|wide shot|zoom(?:s|ing)? away)\b",
+        "pull",
+        "out",
+    ),
+    (
+        r"\b(?:zoom(?:s|ed|ing)?|push(?:es|ed|ing)?|dolly(?:ing)?|dollies"
+        r"|creep(?:s|ing)?)[- ]?in(?:wards?|to)?\b"
+        r"|\b(?:push[- ]in|close[- ]?up|zoom(?:s|ing)?)\b",
+        "push",
+        "in",
+    ),
+    (r"\b(?:track(?:s|ing)?|truck(?:s|ing)?|crab(?:s|bing)?)" + _SIDE + r"\b", "track", None),
+    (r"\bdoll(?:y|ies|ying)\s+(?:to\s+)?(?:the\s+)?(left|right)\b", "track", None),
+    (r"\bdoll(?:y|ies|ying)\b", "push", "in"),
+    (r"\bpan(?:s|ned|ning)?" + _SIDE + r"\b", "pan", None),
+    (r"\btilt(?:s|ed|ing)?" + _UPDOWN + r"\b", "tilt", None),
+    (
+        r"\b(?:orbit(?:s|ing)?|arc(?:s|ing)?|circl(?:e|es|ing) around|rotat(?:e|es|ing) around)"
+        + _SIDE
+        + r"\b",
+        "orbit",
+        None,
+    ),
+)
+
+_PATTERNS = tuple(
+    (re.compile(pattern, re.IGNORECASE), kind, direction) for pattern, kind, direction in _PHRASES
 )
 
 _SLOW = re.compile(r"\b(?:slow(?:ly)?|gentl[ey]|subtle|subtly|calm(?:ly)?|soft(?:ly)?)\b", re.I)
-_FAST = re.compile(r"\b(?:fast|quick(?:ly)?|rapid(?:ly)?|swift(?:ly)?|whip|dramatic(?:ally)?)\b", re.I)
+_FAST = re.compile(
+    r"\b(?:fast|quick(?:ly)?|rapid(?:ly)?|swift(?:ly)?|whip|dramatic(?:ally)?)\b", re.I
+)
 
 # What the seed picks from when the prompt names no move; push-in is the classic default.
 _SEED_CHOICES: tuple[tuple[Kind, tuple[Direction, ...], int], ...] = (

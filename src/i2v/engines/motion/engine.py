@@ -88,7 +88,8 @@ class MotionEngine:
     def plan(self, request: GenerationRequest) -> tuple[Move, list[Pose]]:
         """The camera move the request gets and its per-frame poses (no rendering)."""
         move = parse_move(request.prompt, request.seed, camera_fixed=request.camera_fixed)
-        framing = frame(request.image.shape[1], request.image.shape[0], request.width, request.height)
+        photo_h, photo_w = request.image.shape[:2]
+        framing = frame(photo_w, photo_h, request.width, request.height)
         easing = _easing(request.options.get("easing", self.easing))
         poses = plan_path(
             move,
@@ -96,12 +97,14 @@ class MotionEngine:
             request.height,
             request.frames,
             seed=request.seed,
-            margins=framing.margins(request.image.shape[1], request.image.shape[0]),
+            margins=framing.margins(photo_w, photo_h),
             easing=easing,
         )
         return move, poses
 
-    def render(self, request: GenerationRequest, on_progress: ProgressCallback) -> Iterator[RGBImage]:
+    def render(
+        self, request: GenerationRequest, on_progress: ProgressCallback
+    ) -> Iterator[RGBImage]:
         check_inputs(request)
         width, height, total = request.width, request.height, request.frames
         image = request.image
@@ -210,7 +213,7 @@ def prepare_source(
     part = image[py0:py1, px0:px1]
     size = (max(1, round((px1 - px0) * gain)), max(1, round((py1 - py0) * gain)))
     resize = cv2.INTER_AREA if gain < 1 else cv2.INTER_LANCZOS4
-    canvas = cv2.resize(part, size, interpolation=resize)
+    canvas: RGBImage = np.asarray(cv2.resize(part, size, interpolation=resize), dtype=np.uint8)
     gx, gy = size[0] / (px1 - px0), size[1] / (py1 - py0)
 
     # Past the photo's edge: canvas pixels to add on each side.
@@ -236,8 +239,16 @@ def render_frame(
     ox, oy = 0.5 - width / 2, 0.5 - height / 2
     matrix = np.array(
         [
-            [source.ax * cos, -source.ax * sin, source.ax * (pose.cx + cos * ox - sin * oy) + source.bx],
-            [source.ay * sin, source.ay * cos, source.ay * (pose.cy + sin * ox + cos * oy) + source.by],
+            [
+                source.ax * cos,
+                -source.ax * sin,
+                source.ax * (pose.cx + cos * ox - sin * oy) + source.bx,
+            ],
+            [
+                source.ay * sin,
+                source.ay * cos,
+                source.ay * (pose.cy + sin * ox + cos * oy) + source.by,
+            ],
         ]
     )
     out = cv2.warpAffine(
@@ -250,7 +261,9 @@ def render_frame(
     return np.ascontiguousarray(out)
 
 
-def _extend(canvas: RGBImage, left: int, right: int, top: int, bottom: int, long_side: float) -> RGBImage:
+def _extend(
+    canvas: RGBImage, left: int, right: int, top: int, bottom: int, long_side: float
+) -> RGBImage:
     """Mirror the photo past its edges, blur the mirror and feather it in: a soft, honest
     'more of the same' rather than a hard border or invented detail."""
     h, w = canvas.shape[:2]
@@ -259,7 +272,9 @@ def _extend(canvas: RGBImage, left: int, right: int, top: int, bottom: int, long
     # Blur at 1/4 size: a wide Gaussian is low-pass anyway, and this keeps it cheap.
     small = cv2.resize(mirrored, None, fx=0.25, fy=0.25, interpolation=cv2.INTER_AREA)
     small = cv2.GaussianBlur(small, (0, 0), sigmaX=max(sigma / 4, 0.5))
-    blurred = cv2.resize(small, (mirrored.shape[1], mirrored.shape[0]), interpolation=cv2.INTER_LINEAR)
+    blurred = cv2.resize(
+        small, (mirrored.shape[1], mirrored.shape[0]), interpolation=cv2.INTER_LINEAR
+    )
 
     # Distance outside the photo, in canvas pixels, -> blend weight of the blurred mirror.
     feather = max(EXTENSION_FEATHER * long_side, 1.0)
@@ -269,9 +284,9 @@ def _extend(canvas: RGBImage, left: int, right: int, top: int, bottom: int, long
     out_y = np.maximum(np.maximum(top - rows - 0.5, rows + 0.5 - (top + h)), 0.0)
     outside = np.hypot(out_x[None, :], out_y[:, None])
     weight = np.clip(outside / feather, 0.0, 1.0)[..., None]
-    blend: npt.NDArray[np.float32] = mirrored.astype(np.float32) * (1 - weight) + blurred.astype(
-        np.float32
-    ) * weight
+    blend: npt.NDArray[np.float32] = (
+        mirrored.astype(np.float32) * (1 - weight) + blurred.astype(np.float32) * weight
+    )
     result: RGBImage = np.clip(blend + 0.5, 0, 255).astype(np.uint8)
     return result
 
@@ -286,6 +301,4 @@ def _easing(value: object) -> Easing:
 def _interpolation(value: object) -> str:
     if isinstance(value, str) and value in INTERPOLATIONS:
         return value
-    raise EngineError(
-        f"interpolation: must be one of {', '.join(INTERPOLATIONS)}, got {value!r}"
-    )
+    raise EngineError(f"interpolation: must be one of {', '.join(INTERPOLATIONS)}, got {value!r}")

@@ -137,4 +137,4 @@ def _zoom_to_fit(half: float, travel: float, room: float) -> float:
 
 def _duration_scale(frames: int) -> float:
     """Longer clips travel a little further, but not twice as far for twice the time."""
-    return min(max(((frames - 1) / 120) ** 0.5, 0.4), 1.5)
+    return min(max(math.sqrt((frames - 1) / 120), 0.4), 1.5)
