@@ -15,9 +15,9 @@ import httpx
 import numpy as np
 import pytest
 from PIL import Image
-from server import OTHER_KEY, Server
 
 from photos import photo_bytes
+from server import OTHER_KEY, Server
 
 WS = "/api/v3/bytedance/dreamina-v3.0/image-to-video-1080p"
 RC = "/v1/models/bytedance/dreamina-3-0/pro/image-to-video"

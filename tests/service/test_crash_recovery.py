@@ -7,10 +7,10 @@ import time
 from pathlib import Path
 
 import httpx
-from server import FAKE_ROUTE, Server, fake_catalog
 
 from i2v.video import probe
 from photos import photo_bytes
+from server import FAKE_ROUTE, Server, fake_catalog
 
 
 def test_kill_9_mid_render_loses_nothing(tmp_path: Path) -> None:

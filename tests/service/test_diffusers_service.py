@@ -14,10 +14,10 @@ from typing import Any
 import httpx
 import psutil
 import pytest
-from server import Server, write_catalog
 
 from i2v.video import probe
 from photos import photo_bytes
+from server import Server, write_catalog
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "diffusers"))
 import tiny

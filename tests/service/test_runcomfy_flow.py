@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from server import OTHER_KEY, Server, fake_catalog
 
 from photos import photo_bytes
+from server import OTHER_KEY, Server, fake_catalog
 
 ROUTE = "bytedance/dreamina-3-0/pro/image-to-video"
 

@@ -12,10 +12,10 @@ from typing import Any
 import httpx
 import pytest
 import wavespeed
-from photos import photo_bytes
-from server import API_KEY, FAKE_ROUTE, OTHER_KEY, Server, fake_catalog
 
 from i2v.video import probe
+from photos import photo_bytes
+from server import API_KEY, FAKE_ROUTE, OTHER_KEY, Server, fake_catalog
 
 IMAGE = base64.b64encode(photo_bytes()).decode()
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import httpx
 import wavespeed
-from server import API_KEY, Server
 
 from i2v.video import probe
 from photos import photo_bytes
+from server import API_KEY, Server
 
 MODEL = "bytedance/dreamina-v3.0/image-to-video-1080p"
 

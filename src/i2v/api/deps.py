@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import Request
 from pydantic import BaseModel
@@ -12,6 +12,9 @@ from starlette.concurrency import run_in_threadpool
 
 from i2v.api.auth import KeyRing
 from i2v.domain.settings import Settings
+from i2v.store.sql import Store
+
+T = TypeVar("T")
 
 
 def owner_dependency(keys: KeyRing) -> Callable[[Request], Awaitable[str]]:
@@ -32,6 +35,13 @@ def base_url_getter(settings: Settings) -> Callable[[Request], str]:
         return (settings.public_url or str(request.base_url)).rstrip("/")
 
     return base_url
+
+
+async def read(store: Store, fn: Callable[[], T]) -> T:
+    """Run a store read: inline where reads are local and quick (SQLite), else in a thread."""
+    if store.reads_are_local:
+        return fn()
+    return await run_in_threadpool(fn)
 
 
 def with_body(endpoint: Callable[..., Any], body_model: type[BaseModel]) -> Callable[..., Any]:

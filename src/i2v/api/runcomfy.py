@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from i2v.api import submission
+from i2v.api import deps, submission
 from i2v.api.deps import with_body
 from i2v.api.schemas import runcomfy_body
 from i2v.api.services import Services
@@ -37,18 +37,18 @@ def router(services: Services, owner_dependency: Any, base_url: Any) -> APIRoute
     async def status(
         request_id: str, request: Request, owner: str = Depends(owner_dependency)
     ) -> dict[str, Any]:
-        def read() -> dict[str, Any]:
+        def read_status() -> dict[str, Any]:
             p = store.get(request_id, owner=owner)
             position = store.queue_position(p.id) if p.status is Status.QUEUED else None
             return views(request).runcomfy_status(p, position)
 
-        return await run_in_threadpool(read)
+        return await deps.read(store, read_status)
 
     @r.get("/requests/{request_id}/result", summary="A request's output, or its current state")
     async def result(
         request_id: str, request: Request, owner: str = Depends(owner_dependency)
     ) -> dict[str, Any]:
-        p = await run_in_threadpool(store.get, request_id, owner=owner)
+        p = await deps.read(store, lambda: store.get(request_id, owner=owner))
         return views(request).runcomfy_result(p)
 
     @r.post(

@@ -55,6 +55,10 @@ class Views:
 
     # -- WaveSpeed -----------------------------------------------------------------
 
+    @staticmethod
+    def reads_storage(p: Prediction) -> bool:
+        return bool(p.status is Status.SUCCEEDED and p.options.get("enable_base64_output"))
+
     def wavespeed(self, p: Prediction, *, with_input: bool = False) -> dict[str, Any]:
         outputs: list[str] = []
         if p.status is Status.SUCCEEDED and p.output_key:

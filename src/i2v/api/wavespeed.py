@@ -18,7 +18,7 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from i2v.api import submission
-from i2v.api.deps import with_body
+from i2v.api.deps import read, with_body
 from i2v.api.schemas import DeleteBody, HistoryBody, runcomfy_body, wavespeed_body
 from i2v.api.services import Services
 from i2v.api.views import Views
@@ -47,21 +47,15 @@ def router(services: Services, owner_dependency: Any, base_url: Any) -> APIRoute
     async def result(
         prediction_id: str, request: Request, owner: str = Depends(owner_dependency)
     ) -> dict[str, Any]:
-        v = views(request)
-        return envelope(
-            await run_in_threadpool(lambda: v.wavespeed(store.get(prediction_id, owner=owner)))
-        )
+        p = await read(store, lambda: store.get(prediction_id, owner=owner))
+        return envelope(await render(views(request), p))
 
     @r.get("/predictions/{prediction_id}", summary="A prediction, with its input")
     async def get(
         prediction_id: str, request: Request, owner: str = Depends(owner_dependency)
     ) -> dict[str, Any]:
-        v = views(request)
-        return envelope(
-            await run_in_threadpool(
-                lambda: v.wavespeed(store.get(prediction_id, owner=owner), with_input=True)
-            )
-        )
+        p = await read(store, lambda: store.get(prediction_id, owner=owner))
+        return envelope(await render(views(request), p, with_input=True))
 
     @r.post("/predictions", summary="History: your predictions, newest first")
     async def history(
@@ -157,7 +151,7 @@ def _submit_endpoint(services: Services, route: Route, views: Any, owner_depende
         if not fields["enable_sync_mode"]:
             return envelope(v.wavespeed(p))
         p = await _wait(services, p, settings.sync_timeout_seconds)
-        data = await run_in_threadpool(v.wavespeed, p)
+        data = await render(v, p)
         if p.is_terminal:
             return envelope(data)
         message = (
@@ -185,6 +179,13 @@ async def _wait(services: Services, p: Prediction, timeout: float) -> Prediction
             wait = min(remaining, SYNC_POLL_SECONDS)
             await anyio.to_thread.run_sync(partial(store.wait_for_change, p.id, wait, token=token))
     return p
+
+
+async def render(v: Views, p: Prediction, *, with_input: bool = False) -> dict[str, Any]:
+    """The WaveSpeed view; in a thread when it must read the video (base64 output)."""
+    if v.reads_storage(p):
+        return await run_in_threadpool(lambda: v.wavespeed(p, with_input=with_input))
+    return v.wavespeed(p, with_input=with_input)
 
 
 def _echo(fields: dict[str, Any]) -> dict[str, Any]:
