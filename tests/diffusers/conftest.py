@@ -11,8 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import tiny
 
+import tiny
 from i2v.engines.diffusers import ProcessEngine, create_wan_engine
 
 TINY = {"steps": 2, "max_sequence_length": 16, "cancel_grace_seconds": 20.0}

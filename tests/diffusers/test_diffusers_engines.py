@@ -231,3 +231,17 @@ def test_an_abandoned_render_is_stopped_before_the_next_one(wan: ProcessEngine) 
     assert len(list(wan.render(_request(), Recorder()))) == 9
     assert wan.pid == pid  # cancelled cooperatively, the same child kept
     abandoned.close()
+
+
+def test_ltx_condition_pipeline_takes_a_last_image(weights: dict[str, Path]) -> None:
+    engine = create_ltx_engine(
+        {"weights": str(weights["ltx"]), "max_area": 32 * 32, "pipeline": "condition"} | TINY
+    )
+    try:
+        one = np.stack(list(engine.render(_request(last_image=_image(1)), Recorder())))
+        two = np.stack(list(engine.render(_request(last_image=_image(2)), Recorder())))
+        assert one.shape == (9, 48, 64, 3)
+        assert not np.array_equal(one, two)
+        assert "LTXConditionPipeline" in engine.description
+    finally:
+        engine.close()

@@ -8,7 +8,6 @@ import io
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,7 +16,7 @@ import pytest
 from PIL import Image
 
 from photos import photo_bytes
-from server import OTHER_KEY, Server
+from server import API_KEY, OTHER_KEY, Server
 
 WS = "/api/v3/bytedance/dreamina-v3.0/image-to-video-1080p"
 RC = "/v1/models/bytedance/dreamina-3-0/pro/image-to-video"
@@ -221,15 +220,20 @@ def test_webhook_query_is_refused_not_ignored(server: Server) -> None:
     assert "webhook" in r.json()["message"]
 
 
-def test_refusals_create_nothing(server: Server, tmp_path: Path) -> None:
-    """After every refusal above, the only predictions are the accepted ones."""
-    with httpx.Client(
-        base_url=server.base_url, headers={"Authorization": f"Bearer {OTHER_KEY}"}
-    ) as c:
-        before = c.post("/api/v3/predictions", json={"page": 1, "page_size": 100}).json()["data"]
+def test_refusals_create_nothing(server: Server) -> None:
+    """After every refusal above, the only predictions and input files are the accepted ones."""
+
+    def total(key: str) -> int:
+        with server.client(key) as c:
+            page = c.post("/api/v3/predictions", json={"page": 1, "page_size": 100})
+            count: int = page.json()["data"]["total"]
+            return count
+
+    with server.client(OTHER_KEY) as c:
+        before = total(OTHER_KEY)
         c.post(WS, json=ws_body(image=b64(png(300, 400))))
         c.post(WS, json={"seed": 1})
-        after = c.post("/api/v3/predictions", json={"page": 1, "page_size": 100}).json()["data"]
-    assert before["total"] == after["total"] == 0
+        assert total(OTHER_KEY) == before == 0
     inputs = server.data_dir / "media" / "inputs"
-    assert not inputs.exists() or all(any(d.iterdir()) for d in inputs.iterdir())
+    files = list(inputs.iterdir()) if inputs.exists() else []
+    assert len(files) == total(API_KEY)  # one input per accepted prediction, no orphans

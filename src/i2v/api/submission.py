@@ -66,9 +66,10 @@ async def accept(services: Services, owner: str, route: Route, sub: Submission) 
     prediction_id = uuid.uuid4().hex
     # The original bytes are kept (not a re-encode): they passed every rule, and
     # re-encoding a 4096 px photo to PNG costs over a second per submit.
-    keys = {"image_key": f"inputs/{prediction_id}/image{EXTENSIONS[image.format]}"}
+    # Flat keys: one file per input, no folder to create per submit.
+    keys = {"image_key": f"inputs/{prediction_id}{EXTENSIONS[image.format]}"}
     if last is not None:
-        keys["last_image_key"] = f"inputs/{prediction_id}/last_image{EXTENSIONS[last.format]}"
+        keys["last_image_key"] = f"inputs/{prediction_id}-last{EXTENSIONS[last.format]}"
 
     params: dict[str, Any] = {
         "prompt": sub.prompt,

@@ -16,6 +16,7 @@ from __future__ import annotations
 import builtins
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -48,6 +49,7 @@ _k = api_keys
 _MIGRATION_LOCK = 0x1297_0001
 
 
+_INSERT = _t.insert()
 _GET = sa.select(*_t.c).where(_t.c.id == sa.bindparam("id"))
 _GET_OWNED = _GET.where(_t.c.owner == sa.bindparam("owner"))
 
@@ -110,6 +112,14 @@ class Store:
         with self._engine.connect() as conn, conn.begin():
             yield conn
 
+    @contextmanager
+    def _read_one(self) -> Iterator[sa.Connection]:
+        """For exactly one SELECT, which is consistent on its own."""
+        with self._engine.connect() as conn:
+            conn.execution_options(**{database.SINGLE_READ_OPTION: True})
+            with conn.begin():
+                yield conn
+
     # -- submit and read ------------------------------------------------------------------
 
     def submit(self, p: Prediction) -> Prediction:
@@ -121,12 +131,14 @@ class Store:
         )
         try:
             with self._write() as conn:
-                row = conn.execute(_t.insert().values(values).returning(*_t.c)).one()
+                conn.execute(_INSERT, values)
         except sa.exc.IntegrityError as exc:
             raise Conflict(f"id: a prediction with id {p.id!r} already exists") from exc
         self._wake.notify_work()
         self._wake.notify_change(p.id)
-        return to_prediction(row)
+        return replace(
+            p, status=Status.QUEUED, cancel_requested=False, lease_owner=None, lease_until=None
+        )
 
     @property
     def reads_are_local(self) -> bool:
@@ -141,7 +153,7 @@ class Store:
         query, params = (
             (_GET, {"id": id}) if owner is None else (_GET_OWNED, {"id": id, "owner": owner})
         )
-        with self._read() as conn:
+        with self._read_one() as conn:
             row = conn.execute(query, params).first()
         if row is None:
             raise NotFound(f"prediction {id!r} not found")

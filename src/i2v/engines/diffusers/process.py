@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from i2v.domain.errors import Cancelled, EngineCrashed, EngineError
-from i2v.domain.request import GenerationRequest, RGBImage
+from i2v.domain.request import GenerationRequest, PixelFormat, RGBImage
 from i2v.engines.base import ProgressCallback
 from i2v.engines.diffusers import messages, sizing
 from i2v.engines.diffusers.options import EngineOptions
@@ -47,6 +47,9 @@ def _child_entry(conn: Connection, family: str, options: dict[str, Any]) -> None
 
 class ProcessEngine:
     """An `i2v.engines.base.Engine` whose pipeline lives in a spawned child process."""
+
+    # generative pipelines make RGB frames; the encoder converts them
+    pixel_format: PixelFormat = "rgb24"
 
     def __init__(self, family: str, options: EngineOptions) -> None:
         self.name = family
