@@ -2,7 +2,9 @@
 
     python bench/engine.py [--rounds N] [--no-write]
 
-(a) encode only: 121 pre-rendered 1080p frames through `i2v.video.encode` (the floor).
+(a) encode only: 121 pre-rendered 1080p I420 frames through `i2v.video.encode` (the floor:
+    x264 and the muxer, nothing else); (a') the same frames as RGB, which the encoder
+    converts to I420 itself (the floor of an RGB engine).
 (b) `i2v generate` end to end at 1080p/121 frames: `i2v.cli.generate.generate_video`, the
     function the CLI command calls (decode, render, encode, probe), in this process. The
     real CLI is also run once as a subprocess, for its wall time with interpreter start-up.
@@ -36,7 +38,7 @@ import numpy as np
 
 from i2v.cli.generate import generate_video
 from i2v.cli.samples import sample_photo
-from i2v.domain.request import GenerationRequest
+from i2v.domain.request import GenerationRequest, PixelFormat
 from i2v.engines.base import no_progress
 from i2v.engines.motion import MotionEngine
 from i2v.engines.motion.path import PUSH_ZOOM
@@ -73,7 +75,8 @@ def main() -> None:
     load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="i2v-bench-") as tmp:
         work = Path(tmp)
-        frames = prerender(photo)
+        frames = prerender(photo, "yuv420p")
+        rgb_frames = prerender(photo, "rgb24")
         timings: dict[str, list[tuple[float, float]]] = {}
 
         def timed(name: str, run: Callable[[], float | None]) -> None:
@@ -86,11 +89,13 @@ def main() -> None:
 
         for round_ in range(args.rounds):
             print(f"round {round_ + 1}/{args.rounds}", flush=True)
-            timed("a", lambda: _encode_only(frames, work / "a.mp4"))
+            timed("a", lambda: _encode_only(frames, work / "a.mp4", "yuv420p"))
+            timed("a_rgb", lambda: _encode_only(rgb_frames, work / "a_rgb.mp4", "rgb24"))
             timed("b", lambda: _generate(photo, work / "b.mp4", {}))
             timed("c1", lambda: _zoompan(ffmpeg, photo, work / "c1.mp4", upscale=False))
             timed("c2", lambda: _zoompan(ffmpeg, photo, work / "c2.mp4", upscale=True))
-        frames.clear()  # free ~750 MB before the child runs
+        frames.clear()  # free ~1.1 GB before the child runs
+        rgb_frames.clear()
 
         cli = _cli(photo, work / "cli.mp4", FRAMES)
         rss = _cli(photo, work / "cli241.mp4", 241)
@@ -111,16 +116,23 @@ def main() -> None:
         print(f"\nwritten to {DOC.relative_to(ROOT)}")
 
 
-def prerender(photo: Path) -> list[np.ndarray]:
+def prerender(photo: Path, pixel_format: PixelFormat) -> list[np.ndarray]:
     image = decode_image(photo.read_bytes(), rules=None).pixels
     request = GenerationRequest(
         image=image, prompt=PROMPT, seed=SEED, frames=FRAMES, width=WIDTH, height=HEIGHT
     )
-    return list(MotionEngine().render(request, no_progress))
+    return list(MotionEngine({"pixel_format": pixel_format}).render(request, no_progress))
 
 
-def _encode_only(frames: list[np.ndarray], out: Path) -> None:
-    encode(iter(frames), out, width=WIDTH, height=HEIGHT, expected_frames=FRAMES)
+def _encode_only(frames: list[np.ndarray], out: Path, pixel_format: PixelFormat) -> None:
+    encode(
+        iter(frames),
+        out,
+        width=WIDTH,
+        height=HEIGHT,
+        expected_frames=FRAMES,
+        pixel_format=pixel_format,
+    )
 
 
 def _generate(photo: Path, out: Path, options: dict[str, object]) -> None:
@@ -238,7 +250,8 @@ def render_report(
         [ffmpeg, "-version"], capture_output=True, text=True, check=True
     ).stdout.split("\n")[0]
     rows = [
-        ("(a) encode only, 121 pre-rendered frames (floor)", "a", "-"),
+        ("(a) encode only, 121 pre-rendered I420 frames (floor)", "a", "-"),
+        ("(a') encode only, the same frames as RGB (converted by the encoder)", "a_rgb", "-"),
         ("(b) `i2v generate` end to end (in-process `generate_video`)", "b", f"{jitter['b']:.3f}"),
         ("(c) ffmpeg zoompan, plain", "c1", f"{jitter['c1']:.3f}"),
         ("(c') ffmpeg `scale=8000:-1,zoompan` (upscale first)", "c2", f"{jitter['c2']:.3f}"),
@@ -253,7 +266,8 @@ def render_report(
     targets = [
         "| Target | Met | Measured |",
         "|---|---|---|",
-        f"| b/a <= 1.3 | {_yes(b / a <= 1.3)} | {b / a:.2f} (CPU {cpu['b'] / cpu['a']:.2f}) |",
+        f"| b/a <= 1.3 | {_yes(b / a <= 1.3)} | {b / a:.2f} (CPU {cpu['b'] / cpu['a']:.2f}); "
+        f"over the RGB floor (a'): {b / wall['a_rgb']:.2f} (CPU {cpu['b'] / cpu['a_rgb']:.2f}) |",
         f"| b faster than plain zoompan | {_yes(b < c1)} | b/c = {b / c1:.2f} |",
         f"| b faster than upscale-first zoompan | {_yes(b < c2)} | b/c' = {b / c2:.2f} |",
         f"| peak RSS of the CLI at 241 frames <= 400 MB | {_yes(rss[2] <= 400e6)} "
@@ -279,7 +293,9 @@ def render_report(
             f"({ffmpeg_version}).",
             "",
             "(b) is the function the `i2v generate` command calls, run in the benchmark "
-            "process (decode the JPEG, render, encode, probe); the CLI subprocess row adds "
+            "process (decode the JPEG, render, encode, probe), with the motion engine's "
+            "default I420 output going to the encoder unconverted, as in the CLI and the "
+            "service; the CLI subprocess row adds "
             "interpreter start-up and imports. (c) uses the engine's zoom curve, "
             f"{END_ZOOM}^(n/120) about the centre (the engine zooms about a seed-chosen point "
             "within 6 % of the centre). Plain zoompan command:",
@@ -303,20 +319,23 @@ def render_report(
 
 def _speed_note(wall: dict[str, float], cpu: dict[str, float], jitter: dict[str, float]) -> str:
     per_frame_ms = (cpu["b"] - cpu["a"]) / FRAMES * 1000
-    verdict = (
-        "(b) beats plain zoompan in this run."
-        if wall["b"] < wall["c1"]
-        else f"(b) is {wall['b'] / wall['c1']:.2f}x the time of plain zoompan: the target is "
-        "missed, and is out of reach for any renderer that resamples every frame properly."
-    )
+    ratio = f"b/c = {wall['b'] / wall['c1']:.2f}, CPU {cpu['b'] / cpu['c1']:.2f}"
+    if wall["b"] < wall["c1"]:
+        verdict = f"(b) beats plain zoompan in this run ({ratio})."
+    elif wall["b"] < 1.02 * wall["c1"]:
+        verdict = f"(b) ties with plain zoompan in this run ({ratio}), so the target is not met."
+    else:
+        verdict = f"(b) is slower than plain zoompan in this run ({ratio}): the target is missed."
     return (
         "Where the time goes: every row is dominated by the same x264 encode, which keeps "
         "both cores busy, so what a renderer costs shows up almost one for one in wall time. "
         "Plain zoompan's rendering is nearly free (it crops whole pixels of the small photo and "
         "lets swscale enlarge them), which is exactly where its jitter comes from. (b) spends "
-        f"about {per_frame_ms:.1f} ms of CPU per frame over the encoder floor (one 1080p "
-        "float-matrix bilinear `warpAffine` per frame, plus decoding the photo, preparing the "
-        f"source once and probing the output). {verdict} In exchange its jitter is "
+        f"about {per_frame_ms:.1f} ms of CPU per frame over the I420 encoder floor (per frame, "
+        "float-matrix bilinear `warpAffine`s of the Y plane at full size and of U and V at "
+        "half size, written straight into the frame x264 takes; once, decoding the photo, "
+        "preparing the source and converting it to I420 planes; then probing the output). "
+        f"{verdict} In exchange its jitter is "
         f"{jitter['c1'] / max(jitter['b'], 1e-9):.0f}x lower than plain zoompan's; the "
         f"upscale-first form that fixes most of the jitter costs {wall['c2'] / wall['b']:.2f}x "
         "the time of (b) and still jitters "

@@ -106,3 +106,43 @@ def test_an_encoder_failure_surfaces_in_the_caller(tmp_path: Path) -> None:
             height=64,
             settings=EncoderSettings(preset="no-such-preset"),
         )
+
+
+def test_i420_frames_go_to_x264_as_they_are(tmp_path: Path) -> None:
+    # The RGB path converts with cv2's RGB2YUV_I420 in the encoder thread; handing it those
+    # same I420 arrays must give the same file, byte for byte.
+    rgb, i420 = tmp_path / "rgb.mp4", tmp_path / "i420.mp4"
+    encode(gradient_frames(12), rgb, width=96, height=64)
+    converted = (cv2.cvtColor(f, cv2.COLOR_RGB2YUV_I420) for f in gradient_frames(12))
+    assert encode(converted, i420, width=96, height=64, pixel_format="yuv420p") == 12
+    assert i420.read_bytes() == rgb.read_bytes()
+    info = probe(i420)
+    assert (info.width, info.height, info.frames, info.pix_fmt) == (96, 64, 12, "yuv420p")
+
+
+@pytest.mark.parametrize(
+    ("shape", "message"),
+    [
+        ((64, 96, 3), r"a yuv420p frame must be 96x96 uint8, got \(64, 96, 3\)"),
+        ((64, 96), r"a yuv420p frame must be 96x96 uint8, got \(64, 96\)"),
+        ((96, 94), r"got \(96, 94\)"),
+    ],
+)
+def test_wrong_i420_shapes_are_refused(
+    tmp_path: Path, shape: tuple[int, ...], message: str
+) -> None:
+    out = tmp_path / "v.mp4"
+    frames = iter([np.zeros(shape, np.uint8)])
+    with pytest.raises(EngineError, match=message):
+        encode(frames, out, width=96, height=64, pixel_format="yuv420p")
+    assert not out.exists()
+
+
+def test_an_i420_frame_is_not_taken_for_rgb_nor_an_unknown_format(tmp_path: Path) -> None:
+    i420 = [np.zeros((96, 96), np.uint8)]
+    with pytest.raises(EngineError, match=r"a rgb24 frame must be 64x96x3 uint8"):
+        encode(iter(i420), tmp_path / "v.mp4", width=96, height=64)
+    with pytest.raises(
+        EngineError, match="pixel_format: must be one of rgb24, yuv420p, got 'nv12'"
+    ):
+        encode(iter(i420), tmp_path / "v.mp4", width=96, height=64, pixel_format="nv12")  # type: ignore[arg-type]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import time
+import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,6 +93,7 @@ def generate_video(
             height=size.height,
             fps=request.fps,
             expected_frames=frames,
+            pixel_format=renderer.pixel_format,
         )
     finally:
         renderer.close()
@@ -133,6 +135,31 @@ def _check_seed(value: int | None) -> int | None:
     return value
 
 
+def _check_options(values: list[str] | None) -> list[str] | None:
+    for value in values or []:
+        key, sep, _ = value.partition("=")
+        if not sep or not key.strip():
+            raise typer.BadParameter(f"must be KEY=VALUE, got {value!r}")
+    return values
+
+
+def _engine_options(
+    pairs: list[str], weights: str | None, steps: int | None, guidance: float | None
+) -> dict[str, Any]:
+    """--option KEY=VALUE pairs (values read as TOML: 2, 0.1, true, else a string),
+    then the named flags, which win."""
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, _, raw = pair.partition("=")
+        try:
+            options[key.strip()] = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            options[key.strip()] = raw
+    named = {"weights": weights, "steps": steps, "guidance_scale": guidance}
+    options.update({key: value for key, value in named.items() if value is not None})
+    return options
+
+
 @app.command()
 def generate(
     image: Annotated[
@@ -157,6 +184,23 @@ def generate(
     camera_fixed: Annotated[
         bool, typer.Option("--camera-fixed", help="Lock the camera off (no camera motion).")
     ] = False,
+    weights: Annotated[
+        str | None,
+        typer.Option(help="wan/ltx: weights folder (save_pretrained) or HF repo id in your cache."),
+    ] = None,
+    steps: Annotated[int | None, typer.Option(help="wan/ltx: denoising steps.", min=1)] = None,
+    guidance: Annotated[
+        float | None, typer.Option(help="wan/ltx: guidance scale (1.0: no CFG).", min=0.0)
+    ] = None,
+    option: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--option",
+            help="Engine option KEY=VALUE (repeatable), e.g. offload=model; see "
+            "docs/generative-models.md.",
+            callback=_check_options,
+        ),
+    ] = None,
 ) -> None:
     """Generate a video from IMAGE and a prompt, with a progress bar."""
     console = Console(stderr=True)
@@ -180,6 +224,7 @@ def generate(
                 frames=frames,
                 seed=chosen_seed,
                 engine=engine,
+                engine_options=_engine_options(option or [], weights, steps, guidance),
                 camera_fixed=camera_fixed,
                 on_progress=_progress_to(progress, task),
             )

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 
 RGBImage = npt.NDArray[np.uint8]  # H x W x 3, RGB, C-contiguous
+# How an engine's frames are laid out: "rgb24" is an RGBImage; "yuv420p" is I420 in one
+# (H * 3 // 2) x W uint8 array (Y, then U, then V at half size), as cv2's RGB2YUV_I420 lays
+# it out, BT.601 limited range. See i2v.engines.base.
+PixelFormat = Literal["rgb24", "yuv420p"]
+PIXEL_FORMATS: tuple[PixelFormat, ...] = ("rgb24", "yuv420p")
 
 FPS = 24
 FRAME_CHOICES = (121, 241)  # 5 s and 10 s at 24 fps (+1: the input frame)

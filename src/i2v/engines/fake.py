@@ -15,12 +15,13 @@ from typing import Any
 import numpy as np
 
 from i2v.domain.errors import EngineError
-from i2v.domain.request import GenerationRequest, RGBImage
+from i2v.domain.request import GenerationRequest, PixelFormat, RGBImage
 from i2v.engines.base import ProgressCallback
 
 
 class FakeEngine:
     name = "fake"
+    pixel_format: PixelFormat = "rgb24"
 
     def __init__(self, options: dict[str, Any] | None = None) -> None:
         options = options or {}

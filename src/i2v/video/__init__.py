@@ -1,4 +1,4 @@
-"""Video files: encode RGB frames to H.264 MP4 (PyAV) and probe what was written."""
+"""Video files: encode RGB or I420 frames to H.264 MP4 (PyAV) and probe what was written."""
 
 from __future__ import annotations
 

@@ -1,10 +1,10 @@
-"""RGB frames -> H.264 MP4 that browsers can stream, deterministically.
+"""RGB or I420 frames -> H.264 MP4 that browsers can stream, deterministically.
 
 Frames are streamed: the caller's thread pulls frames from the iterator (so an engine's
 progress and cancel callbacks run where the caller expects them) and hands each one over a
-small bounded queue to an encoder thread, which converts it to yuv420p and feeds x264. Both
-OpenCV and x264 work outside the GIL, so rendering frame n+1 overlaps encoding frame n, and
-at most a few frames are ever held in memory.
+small bounded queue to an encoder thread, which converts RGB to yuv420p (I420 frames go
+through as they are) and feeds x264. Both OpenCV and x264 work outside the GIL, so rendering
+frame n+1 overlaps encoding frame n, and at most a few frames are ever held in memory.
 
 Same frames in -> same bytes out: x264 runs with a fixed thread count (its output may depend
 on the count, never on timing), without its macroblock tree (see EncoderSettings), and the
@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 
 from i2v.domain.errors import EngineError
-from i2v.domain.request import FPS, RGBImage
+from i2v.domain.request import FPS, PIXEL_FORMATS, PixelFormat, RGBImage
 
 
 @dataclass(frozen=True)
@@ -70,8 +70,13 @@ def encode(
     expected_frames: int | None = None,
     on_frame: Callable[[int], None] | None = None,
     settings: EncoderSettings = DEFAULT_SETTINGS,
+    pixel_format: PixelFormat = "rgb24",
 ) -> int:
-    """Encode `frames` (RGB uint8, `height` x `width` x 3) to an MP4 at `path`.
+    """Encode `frames` to an MP4 at `path`.
+
+    With `pixel_format` "rgb24" each frame is RGB uint8, `height` x `width` x 3; with
+    "yuv420p" it is I420 uint8, `height * 3 // 2` x `width` (Y, then U, then V; cv2's
+    RGB2YUV_I420 layout, BT.601 limited range), which goes to x264 without any conversion.
 
     Returns the number of frames written. `on_frame(n)` is called in the caller's thread
     after the n-th frame (1-based) was handed to the encoder. If `expected_frames` is given,
@@ -80,13 +85,18 @@ def encode(
     """
     if width % 2 or height % 2 or width < 2 or height < 2:
         raise EngineError(f"video size must be even and at least 2x2, got {width}x{height}")
+    if pixel_format not in PIXEL_FORMATS:
+        raise EngineError(
+            f"pixel_format: must be one of {', '.join(PIXEL_FORMATS)}, got {pixel_format!r}"
+        )
+    shape = (height, width, 3) if pixel_format == "rgb24" else (height * 3 // 2, width)
     target = Path(path)
     handoff: queue.Queue[object] = queue.Queue(maxsize=settings.queue_size)
     stop = threading.Event()
     failure: list[BaseException] = []
     writer = threading.Thread(
         target=_write,
-        args=(target, width, height, fps, settings, handoff, stop, failure),
+        args=(target, width, height, fps, pixel_format, settings, handoff, stop, failure),
         name="i2v-encoder",
         daemon=True,
     )
@@ -94,10 +104,10 @@ def encode(
     writer.start()
     try:
         for image in frames:
-            if image.shape != (height, width, 3) or image.dtype != np.uint8:
+            if image.shape != shape or image.dtype != np.uint8:
                 raise EngineError(
-                    f"frame {count}: must be {height}x{width}x3 uint8, "
-                    f"got {image.shape} {image.dtype}"
+                    f"frame {count}: a {pixel_format} frame must be "
+                    f"{'x'.join(map(str, shape))} uint8, got {image.shape} {image.dtype}"
                 )
             _put(handoff, image, failure)
             count += 1
@@ -137,6 +147,7 @@ def _write(
     width: int,
     height: int,
     fps: int,
+    pixel_format: PixelFormat,
     settings: EncoderSettings,
     handoff: queue.Queue[object],
     stop: threading.Event,
@@ -178,7 +189,12 @@ def _write(
                     container.mux(stream.encode(None))
                     return
                 assert isinstance(item, np.ndarray)
-                frame = _yuv_frame(item, width, height)
+                yuv: RGBImage = (
+                    np.asarray(cv2.cvtColor(item, cv2.COLOR_RGB2YUV_I420))
+                    if pixel_format == "rgb24"
+                    else item
+                )
+                frame = _yuv_frame(yuv, width, height)
                 frame.pts = index
                 index += 1
                 container.mux(stream.encode(frame))
@@ -186,15 +202,15 @@ def _write(
         failure.append(exc)
 
 
-def _yuv_frame(rgb: RGBImage, width: int, height: int) -> av.VideoFrame:
-    """RGB -> a yuv420p frame whose every byte is defined.
+def _yuv_frame(yuv: RGBImage, width: int, height: int) -> av.VideoFrame:
+    """An I420 array -> a yuv420p frame whose every byte is defined.
 
     FFmpeg pads each plane's rows to an aligned stride and leaves the padding as whatever
     the allocator returned; x264's SIMD copies read into it when the width is not a multiple
     of 16 (854 at 480p). Filling it with the edge pixel keeps heap leftovers out of the
-    encoder, and costs nothing over `from_ndarray`, which copies too.
+    encoder (`VideoFrame.from_ndarray` would leave it undefined), and costs nothing over
+    `from_ndarray`, which copies too.
     """
-    yuv = cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420)
     quarter = (height // 2) * (width // 2)
     planes = (
         yuv[:height],

@@ -134,7 +134,14 @@ class Worker:
         with tempfile.TemporaryDirectory(prefix="i2v-") as tmp:
             path = Path(tmp) / "video.mp4"
             frames = engine.render(request, lease.report)
-            encode(frames, path, fps=request.fps, width=request.width, height=request.height)
+            encode(
+                frames,
+                path,
+                fps=request.fps,
+                width=request.width,
+                height=request.height,
+                pixel_format=engine.pixel_format,
+            )
             lease.report(request.frames, request.frames, "stored")
             # 3. The object exists before the row says succeeded.
             self.storage.put_file(key, path)
