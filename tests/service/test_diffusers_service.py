@@ -100,7 +100,7 @@ def test_frames_size_fps_and_same_seed_same_video(server: Server, tmp_path: Path
 
 def test_progress_is_reported_per_step(server: Server) -> None:
     with server.client() as client:
-        pid = submit(client, num_inference_steps=120)
+        pid = submit(client, num_inference_steps=100)
         seen = wait_running(client, pid)
         while (data := result(client, pid))["status"] == "processing":
             seen.append(data["progress"])

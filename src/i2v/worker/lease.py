@@ -36,6 +36,10 @@ class Lease:
         self._lease_seconds = lease_seconds
         self._interval = min(heartbeat_seconds, PROGRESS_WRITE_SECONDS)
         self._heartbeat_every = heartbeat_seconds
+        self._frames = int(job.params.get("frames", 0))
+        self._engine_part = 0.0
+        self._encoded = 0
+        self._stage = "starting"
         self._progress = 0.0
         self._message = ""
         self._dirty = False
@@ -55,14 +59,33 @@ class Lease:
 
     def report(self, done: int, total: int, stage: str) -> None:
         """The engine's ProgressCallback: raises when the job must stop."""
+        self._check()
+        with self._lock:
+            self._engine_part = done / total if total else 0.0
+            self._stage = f"{stage} {done}/{total}"
+            self._publish()
+
+    def encoded(self, count: int) -> None:
+        """The encoder's per-frame callback: progress, and a cancel point after the engine's
+        own steps (a diffusion engine finishes denoising before its frames stream out)."""
+        self._check()
+        with self._lock:
+            self._encoded = count
+            self._publish()
+
+    def _check(self) -> None:
         if self._lost is not None:
             raise self._lost
         if self._cancel_requested:
             raise Cancelled()
-        with self._lock:
-            self._progress = done / total if total else 0.0
-            self._message = f"{stage} {done}/{total}"
-            self._dirty = True
+
+    def _publish(self) -> None:
+        # Half the engine's own progress, half the frames encoded: a motion render moves
+        # both together; a diffusion model fills the first half while it denoises.
+        encoded = self._encoded / self._frames if self._frames else 0.0
+        self._progress = max(self._progress, (self._engine_part + encoded) / 2)
+        self._message = f"{self._stage}, encoded {self._encoded}/{self._frames}"
+        self._dirty = True
 
     @property
     def cancel_requested(self) -> bool:

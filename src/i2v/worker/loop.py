@@ -141,8 +141,9 @@ class Worker:
                 width=request.width,
                 height=request.height,
                 pixel_format=engine.pixel_format,
+                expected_frames=request.frames,
+                on_frame=lease.encoded,
             )
-            lease.report(request.frames, request.frames, "stored")
             # 3. The object exists before the row says succeeded.
             self.storage.put_file(key, path)
         return key
