@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
 from photos import photo_bytes
+from postgres import postgres_cluster
 
 
 @pytest.fixture
 def photo() -> bytes:
     return photo_bytes()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str | None]:
+    """URL template (`{database}`) of a throwaway PostgreSQL cluster, or None where none
+    can be started (no initdb/pg_ctl or psycopg)."""
+    yield from postgres_cluster()

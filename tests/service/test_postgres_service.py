@@ -1,0 +1,74 @@
+"""The same service on PostgreSQL: `I2V_DATABASE_URL` is the only change. Two servers
+share the database (scale-out), one is SIGKILLed mid-render, and every accepted
+prediction still completes exactly once."""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from photos import photo_bytes
+from postgres import postgres_database
+from server import FAKE_ROUTE, Server, fake_catalog
+
+
+@pytest.fixture
+def database(postgres_server: str | None) -> Iterator[str]:
+    if postgres_server is None:
+        pytest.skip("PostgreSQL not available here (needs initdb, pg_ctl and psycopg)")
+    with postgres_database(postgres_server) as url:
+        yield url
+
+
+def test_two_servers_share_postgres_and_survive_a_kill(tmp_path: Path, database: str) -> None:
+    catalog = fake_catalog(tmp_path / "catalog.toml", frame_delay=0.01)
+    env = {
+        "I2V_DATABASE_URL": database,
+        "I2V_MEDIA_DIR": str(tmp_path / "media"),
+        "I2V_URL_SECRET": "shared-secret-for-both-servers",
+    }
+    first = Server(tmp_path / "a", catalog=catalog, lease_seconds=2, extra_env=env).start()
+    second = Server(tmp_path / "b", catalog=catalog, lease_seconds=2, extra_env=env).start()
+    image = base64.b64encode(photo_bytes()).decode()
+    try:
+        with first.client() as client:
+            ids = []
+            for seed in range(6):
+                r = client.post(
+                    f"/api/v3/{FAKE_ROUTE}", json={"prompt": "p", "image": image, "seed": seed}
+                )
+                assert r.status_code == 200, r.text
+                ids.append(r.json()["data"]["id"])
+            deadline = time.monotonic() + 30
+            while not any(
+                client.get(f"/api/v3/predictions/{pid}/result").json()["data"]["status"]
+                == "processing"
+                for pid in ids
+            ):
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+        first.kill()
+
+        with second.client() as client:
+            deadline = time.monotonic() + 120
+            done: dict[str, dict[str, object]] = {}
+            while len(done) < len(ids):
+                assert time.monotonic() < deadline, done
+                for pid in ids:
+                    data = client.get(f"/api/v3/predictions/{pid}/result").json()["data"]
+                    if data["status"] in ("completed", "failed", "cancelled"):
+                        done[pid] = data
+                time.sleep(0.2)
+            for data in done.values():
+                assert data["status"] == "completed", data
+                outputs = data["outputs"]
+                assert isinstance(outputs, list)
+                assert httpx.get(outputs[0]).content[4:8] == b"ftyp"
+    finally:
+        first.stop()
+        second.stop()
