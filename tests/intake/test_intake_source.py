@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from i2v.domain.errors import InputError
-from i2v.intake.source import classify, parse_inline, require_url
+from i2v.intake.source import parse_inline, require_url
 
 
 def png_bytes() -> bytes:
@@ -23,7 +23,6 @@ B64 = base64.b64encode(PNG).decode()
 def test_data_uri_is_decoded() -> None:
     assert parse_inline(f"data:image/png;base64,{B64}", "image") == PNG
     assert parse_inline(f"  DATA:image/jpeg;BASE64,{B64}\n", "image") == PNG
-    assert classify(f"data:image/png;base64,{B64}") == "inline"
 
 
 def test_data_uri_tolerates_wrapping_missing_padding_and_urlsafe() -> None:
@@ -54,13 +53,11 @@ def test_percent_encoded_data_uri() -> None:
 
 def test_bare_base64_with_image_magic_is_inline() -> None:
     assert parse_inline(B64, "image") == PNG
-    assert classify(B64) == "inline"
 
 
 def test_bare_base64_without_image_magic_is_not_inline() -> None:
     text = base64.b64encode(b"just some words, not an image at all").decode()
     assert parse_inline(text, "image") is None
-    assert classify(text) == "url"
 
 
 def test_long_broken_base64_is_an_error() -> None:
@@ -69,13 +66,11 @@ def test_long_broken_base64_is_an_error() -> None:
         broken += "A"
     with pytest.raises(InputError, match=r"^image: is not valid base64"):
         parse_inline(broken, "image")
-    assert classify(broken) == "inline"
 
 
 def test_urls_are_not_inline() -> None:
     for url in ("https://example.com/a.png", "http://x/y", "ftp://example.com/a"):
         assert parse_inline(url, "image") is None
-        assert classify(url) == "url"
 
 
 def test_require_url_accepts_http_and_https() -> None:

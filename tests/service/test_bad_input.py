@@ -119,6 +119,8 @@ WAVESPEED_CASES = [
     (ws_body(image=b64(b"hello, I am not an image at all" * 10)), ["image:"]),
     (ws_body(image="http://169.254.169.254/latest/meta-data/"), ["image:", "169.254.169.254"]),
     (ws_body(image="http://localhost.invalid./x.jpg"), ["image:"]),
+    (ws_body(image="http://[::1"), ["image:"]),
+    (ws_body(prompt="a\x00b"), ["prompt: value error, must not contain NUL characters"]),
 ]
 
 
@@ -237,3 +239,20 @@ def test_refusals_create_nothing(server: Server) -> None:
     inputs = server.data_dir / "media" / "inputs"
     files = list(inputs.iterdir()) if inputs.exists() else []
     assert len(files) == total(API_KEY)  # one input per accepted prediction, no orphans
+
+
+def test_history_page_out_of_range(server: Server) -> None:
+    with server.client() as client:
+        r = client.post("/api/v3/predictions", json={"page": 10**17, "page_size": 10})
+    assert r.status_code == 400
+    assert "page: input should be less than or equal to 1000000" in r.json()["message"]
+
+
+def test_a_stray_slash_names_the_model_it_meant(server: Server) -> None:
+    with server.client() as client:
+        r = client.post(WS + "/", json=ws_body())
+        assert r.status_code == 404
+        assert "did you mean: bytedance/dreamina-v3.0/image-to-video-1080p" in r.json()["message"]
+        r = client.post(RC + "/", json=rc_body())
+        assert r.status_code == 404
+        assert "bytedance/dreamina-3-0/pro/image-to-video" in r.json()["error"]["message"]

@@ -11,6 +11,8 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from i2v.api.auth import KeyRing
+from i2v.api.services import Services
+from i2v.api.views import Views
 from i2v.domain.settings import Settings
 from i2v.store.sql import Store
 
@@ -35,6 +37,15 @@ def base_url_getter(settings: Settings) -> Callable[[Request], str]:
         return (settings.public_url or str(request.base_url)).rstrip("/")
 
     return base_url
+
+
+def views_getter(
+    services: Services, base_url: Callable[[Request], str]
+) -> Callable[[Request], Views]:
+    def views(request: Request) -> Views:
+        return Views(base_url(request), services.signer, services.storage)
+
+    return views
 
 
 async def read(store: Store, fn: Callable[[], T]) -> T:

@@ -55,7 +55,10 @@ def put_url(base_url: str, signer: UrlSigner, key: str) -> str:
 
 def own_key(signer: UrlSigner, value: str) -> str | None:
     """The storage key behind one of our own signed media URLs, whatever host it names."""
-    parts = urlsplit(value)
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        return None  # not a URL at all; the fetcher names the problem
     if parts.scheme not in ("http", "https") or not parts.path.startswith(MEDIA_PREFIX):
         return None
     key = unquote(parts.path[len(MEDIA_PREFIX) :])

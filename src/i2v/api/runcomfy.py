@@ -18,7 +18,6 @@ from i2v.api import deps, submission
 from i2v.api.deps import with_body
 from i2v.api.schemas import runcomfy_body
 from i2v.api.services import Services
-from i2v.api.views import Views
 from i2v.domain.catalog import Route
 from i2v.domain.status import Status
 from i2v.store.records import CancelKind
@@ -28,8 +27,7 @@ def router(services: Services, owner_dependency: Any, base_url: Any) -> APIRoute
     r = APIRouter(prefix="/v1", tags=["RunComfy"])
     store = services.store
 
-    def views(request: Request) -> Views:
-        return Views(base_url(request), services.signer, services.storage)
+    views = deps.views_getter(services, base_url)
 
     @r.get(
         "/requests/{request_id}/status", summary="Where a request is: queue position or progress"
@@ -81,7 +79,7 @@ def router(services: Services, owner_dependency: Any, base_url: Any) -> APIRoute
 
     @r.post("/models/{model_path:path}", include_in_schema=False)
     async def unknown(model_path: str, owner: str = Depends(owner_dependency)) -> None:
-        services.catalog.get(model_path)  # raises UnknownModel with close matches
+        raise submission.unknown_model(services.catalog, model_path)
 
     return r
 
@@ -102,9 +100,7 @@ def _submit_endpoint(services: Services, route: Route, views: Any, owner_depende
             resolution=fields.get("resolution"),
             camera_fixed=fields.get("camera_fixed", False),
             last_image=fields.get("last_image"),
-            engine_inputs={
-                k: fields[k] for k in submission.ENGINE_INPUTS if fields.get(k) is not None
-            },
+            engine_inputs=submission.engine_inputs(fields),
         )
         p = await submission.accept(services, owner, route, sub)
         return {"request_id": p.id, **views(request).runcomfy_links(p)}

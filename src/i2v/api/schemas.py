@@ -7,15 +7,26 @@ it, never silently ignored).
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
 
 from i2v.domain.catalog import PROMPT_MAX_LENGTH, Route
 from i2v.domain.geometry import ASPECT_RATIOS
 from i2v.domain.request import SEED_MAX
 
 _STRICT = ConfigDict(strict=True, extra="forbid")
+MAX_PAGE = 1_000_000
+
+
+def _no_nul(text: str) -> str:
+    # PostgreSQL's JSONB cannot hold U+0000, and no prompt needs it.
+    if "\x00" in text:
+        raise ValueError("must not contain NUL characters")
+    return text
+
+
+Text = Annotated[str, AfterValidator(_no_nul)]
 
 
 def _literal(values: tuple[Any, ...]) -> Any:
@@ -42,7 +53,7 @@ def _optional_inputs(route: Route) -> dict[str, Any]:
             Field(route.resolution, description="Output resolution (short side)."),
         )
     if "negative_prompt" in route.inputs:
-        fields["negative_prompt"] = (str, Field("", max_length=PROMPT_MAX_LENGTH))
+        fields["negative_prompt"] = (Text, Field("", max_length=PROMPT_MAX_LENGTH))
     if "num_inference_steps" in route.inputs:
         fields["num_inference_steps"] = (int | None, Field(None, ge=1, le=100))
     if "guidance_scale" in route.inputs:
@@ -66,7 +77,7 @@ def wavespeed_body(route: Route) -> type[BaseModel]:
         __config__=_STRICT,
         __doc__=f"WaveSpeed v3 input for {route.path}. {route.description}",
         prompt=(
-            str,
+            Text,
             Field(
                 ...,
                 min_length=1,
@@ -93,7 +104,10 @@ def wavespeed_body(route: Route) -> type[BaseModel]:
             bool,
             Field(False, description="Return the video as base64, not a URL."),
         ),
-        enable_safety_checker=(bool, Field(True, description="Flag unsafe outputs.")),
+        enable_safety_checker=(
+            bool,
+            Field(True, description="Accepted for compatibility; no safety checker runs yet."),
+        ),
         **_optional_inputs(route),
     )
 
@@ -103,7 +117,7 @@ def runcomfy_body(route: Route) -> type[BaseModel]:
         "RunComfy_" + _ident(route.path),
         __config__=_STRICT,
         __doc__=f"RunComfy input for {route.path}. {route.description}",
-        prompt=(str, Field(..., min_length=1, max_length=PROMPT_MAX_LENGTH)),
+        prompt=(Text, Field(..., min_length=1, max_length=PROMPT_MAX_LENGTH)),
         image_urls=(
             list[str],
             Field(
@@ -118,7 +132,7 @@ def runcomfy_body(route: Route) -> type[BaseModel]:
 
 class HistoryBody(BaseModel):
     model_config = _STRICT
-    page: int = Field(1, ge=1)
+    page: int = Field(1, ge=1, le=MAX_PAGE)
     page_size: int = Field(20, ge=1, le=100)
 
 

@@ -17,8 +17,8 @@ from starlette.concurrency import run_in_threadpool
 
 from i2v.api import media
 from i2v.api.services import Services
-from i2v.domain.catalog import Route
-from i2v.domain.errors import InputError
+from i2v.domain.catalog import Catalog, Route
+from i2v.domain.errors import InputError, UnknownModel
 from i2v.domain.geometry import output_size, snap_aspect
 from i2v.domain.prediction import Prediction
 from i2v.domain.request import SEED_MAX
@@ -47,6 +47,18 @@ class Submission:
     last_image: str | None = None
     engine_inputs: dict[str, Any] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)  # platform flags (base64 output...)
+
+
+def engine_inputs(fields: dict[str, Any]) -> dict[str, Any]:
+    """The engine knobs a request set (the body models only allow declared ones)."""
+    return {k: fields[k] for k in ENGINE_INPUTS if fields.get(k) is not None}
+
+
+def unknown_model(catalog: Catalog, path: str) -> UnknownModel:
+    """The error for a POST to a model path no route matched: close matches, or the
+    route it names with a stray slash (catalog lookups ignore those; routing does not)."""
+    route = catalog.get(path)  # raises UnknownModel with close matches
+    return UnknownModel(path, [route.path])
 
 
 async def accept(services: Services, owner: str, route: Route, sub: Submission) -> Prediction:

@@ -17,14 +17,14 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from i2v.api import submission
+from i2v.api import deps, submission
 from i2v.api.deps import read, with_body
 from i2v.api.schemas import DeleteBody, HistoryBody, runcomfy_body, wavespeed_body
 from i2v.api.services import Services
 from i2v.api.views import Views
 from i2v.domain.catalog import Route
-from i2v.domain.errors import InputError, UnknownModel
-from i2v.domain.prediction import Prediction
+from i2v.domain.errors import InputError
+from i2v.domain.prediction import Prediction, attempt_output_key
 from i2v.engines import registry
 
 SYNC_TIMEOUT_CODE = 5004
@@ -40,8 +40,7 @@ def router(services: Services, owner_dependency: Any, base_url: Any) -> APIRoute
     r = APIRouter(prefix="/api/v3", tags=["WaveSpeed v3"])
     store = services.store
 
-    def views(request: Request) -> Views:
-        return Views(base_url(request), services.signer, services.storage)
+    views = deps.views_getter(services, base_url)
 
     @r.get("/predictions/{prediction_id}/result", summary="A prediction's status and outputs")
     async def result(
@@ -61,29 +60,28 @@ def router(services: Services, owner_dependency: Any, base_url: Any) -> APIRoute
     async def history(
         body: HistoryBody, request: Request, owner: str = Depends(owner_dependency)
     ) -> dict[str, Any]:
-        items, total = await run_in_threadpool(
-            lambda: store.list(owner, page=body.page, page_size=body.page_size)
-        )
         v = views(request)
-        return envelope(
-            {
+
+        def page() -> dict[str, Any]:
+            # In a thread: base64 outputs mean reading videos.
+            items, total = store.list(owner, page=body.page, page_size=body.page_size)
+            return {
                 "items": [v.wavespeed(p, with_input=True) for p in items],
                 "page": body.page,
                 "page_size": body.page_size,
                 "total": total,
             }
-        )
+
+        return envelope(await run_in_threadpool(page))
 
     @r.post("/predictions/delete", summary="Delete finished predictions and their media")
     async def delete(body: DeleteBody, owner: str = Depends(owner_dependency)) -> dict[str, Any]:
         def run() -> int:
             removed = store.delete(body.ids, owner=owner)
             for p in removed:
-                for key in (
-                    p.output_key,
-                    p.params.get("image_key"),
-                    p.params.get("last_image_key"),
-                ):
+                # Every attempt's output: a worker killed after writing leaves one behind.
+                outputs = [attempt_output_key(p.id, n) for n in range(1, p.attempt + 1)]
+                for key in (*outputs, p.params.get("image_key"), p.params.get("last_image_key")):
                     if key:
                         services.storage.delete(key)
             return len(removed)
@@ -111,8 +109,7 @@ def router(services: Services, owner_dependency: Any, base_url: Any) -> APIRoute
         include_in_schema=False,
     )
     async def unknown(model_path: str, owner: str = Depends(owner_dependency)) -> None:
-        services.catalog.get(model_path)  # raises UnknownModel with suggestions
-        raise UnknownModel(model_path, [])
+        raise submission.unknown_model(services.catalog, model_path)
 
     return r
 
@@ -141,9 +138,7 @@ def _submit_endpoint(services: Services, route: Route, views: Any, owner_depende
             resolution=fields.get("resolution"),
             camera_fixed=fields.get("camera_fixed", False),
             last_image=fields.get("last_image"),
-            engine_inputs={
-                k: fields[k] for k in submission.ENGINE_INPUTS if fields.get(k) is not None
-            },
+            engine_inputs=submission.engine_inputs(fields),
             options={k: fields[k] for k in PLATFORM_FLAGS},
         )
         p = await submission.accept(services, owner, route, sub)

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import typer
+
 from i2v.cli.app import app
+from i2v.domain.errors import I2VError
 
 # Each module registers its commands on `app` when imported.
 from i2v.cli import generate, keys, models, serve  # noqa: F401  isort: skip
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except I2VError as exc:
+        # A refusal we raised on purpose (a bad catalog, an unreadable image): its
+        # message is for a person, a traceback is not.
+        typer.echo(f"i2v: {exc.message}", err=True)
+        raise SystemExit(2) from None
 
 
 __all__ = ["app", "main"]

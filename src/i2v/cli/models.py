@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from i2v.cli.app import app
-from i2v.domain.catalog import Catalog, default_catalog, parse_catalog
+from i2v.domain.catalog import read_catalog
 from i2v.engines import registry
 from i2v.engines.diffusers.weights import find_weights
 
@@ -24,7 +24,7 @@ def models(
     ] = None,
 ) -> None:
     """List catalog routes, their engine and whether their weights are present."""
-    routes = _load(catalog)
+    routes = read_catalog(catalog)  # unchecked options too: this lists, it does not serve
     rows = [("ROUTE", "ENGINE", "WEIGHTS", "WHERE")]
     for route in routes:
         weights = route.options.get("weights")
@@ -42,9 +42,3 @@ def models(
     for row in rows:
         cells = [cell.ljust(width) for cell, width in zip(row[:3], widths, strict=True)]
         typer.echo("  ".join([*cells, row[3]]))
-
-
-def _load(path: Path | None) -> Catalog:
-    if path is None:
-        return default_catalog()
-    return parse_catalog(path.read_text(encoding="utf-8"), str(path))

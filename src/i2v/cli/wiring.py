@@ -6,7 +6,8 @@ from pathlib import Path
 
 from i2v.api.auth import hash_key, new_key
 from i2v.api.services import Services
-from i2v.domain.catalog import Catalog, default_catalog, parse_catalog
+from i2v.domain.catalog import Catalog, CatalogError, read_catalog
+from i2v.domain.errors import I2VError
 from i2v.domain.settings import Settings
 from i2v.engines import registry
 from i2v.intake.fetch import Fetcher
@@ -19,9 +20,16 @@ KEY_FILE = "api-key.txt"  # the key `i2v serve` made on first start, so it can s
 
 
 def load_catalog(path: Path | None) -> Catalog:
-    catalog = default_catalog() if path is None else parse_catalog(path.read_text(), str(path))
+    """The catalog, with every route's engine and options checked now: a typo fails at
+    start-up, not on a user's request. Engines are cheap to build (GPU engines load
+    their weights on the first render), so building one is the check."""
+    source = "built-in catalog" if path is None else str(path)
+    catalog = read_catalog(path)
     for route in catalog:
-        registry.info(route.engine)  # unknown engine names fail at start-up, not per request
+        try:
+            registry.create(route.engine, route.options).close()
+        except I2VError as exc:
+            raise CatalogError(f"{source}: route {route.path!r}: {exc.message}") from exc
     return catalog
 
 

@@ -18,6 +18,7 @@ import difflib
 import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from i2v.domain.errors import I2VError, UnknownModel
@@ -99,6 +100,13 @@ def parse_catalog(text: str, source: str = "catalog") -> Catalog:
 def default_catalog() -> Catalog:
     text = resources.files("i2v").joinpath("catalog.toml").read_text(encoding="utf-8")
     return parse_catalog(text, "built-in catalog")
+
+
+def read_catalog(path: Path | None) -> Catalog:
+    """The catalog in `path`, or the built-in one when there is none."""
+    if path is None:
+        return default_catalog()
+    return parse_catalog(path.read_text(encoding="utf-8"), str(path))
 
 
 def _route(path: str, table: Any, source: str) -> Route:

@@ -44,3 +44,9 @@ class Prediction:
     @property
     def is_terminal(self) -> bool:
         return self.status.is_terminal
+
+
+def attempt_output_key(prediction_id: str, attempt: int) -> str:
+    """Where an attempt's video lives: one key per attempt, so a late write from a
+    replaced worker can never overwrite the attempt that replaced it."""
+    return f"outputs/{prediction_id}/{attempt}.mp4"

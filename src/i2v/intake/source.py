@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from typing import Literal
 from urllib.parse import unquote_to_bytes, urlsplit
 
 from i2v.domain.errors import InputError
@@ -68,22 +67,6 @@ def _strict_b64decode(text: str) -> bytes | None:
         return base64.b64decode(text, validate=True)
     except binascii.Error:
         return None
-
-
-def classify(value: str) -> Literal["inline", "url"]:
-    """Which path an input value takes; "url" values still need `require_url`."""
-    stripped = value.strip()
-    if stripped[:5].lower() == "data:":
-        return "inline"
-    compact = _WHITESPACE.sub("", stripped)
-    if len(compact) >= _MIN_BARE_BASE64 and _BASE64_ALPHABET.fullmatch(compact):
-        try:
-            data = _b64decode(compact)
-        except ValueError:
-            return "inline" if len(compact) >= 64 else "url"
-        if sniff_format(data) not in (None, "text"):
-            return "inline"
-    return "url"
 
 
 def require_url(value: str, field: str) -> str:

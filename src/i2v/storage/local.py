@@ -78,9 +78,11 @@ class LocalStorage:
         path = self._path(key)
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
-        # Drop folders left empty (a prediction's `{id}/` once its last object is gone).
+        # Drop folders left empty (a prediction's `{id}/` once its last object is gone),
+        # but never a top-level one (`inputs/`, `outputs/`): a concurrent put may have
+        # just made it and be about to create its temp file there.
         parent = path.parent
-        while parent != self.root:
+        while parent != self.root and parent.parent != self.root:
             try:
                 parent.rmdir()
             except OSError:

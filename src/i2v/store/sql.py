@@ -54,6 +54,22 @@ _GET = sa.select(*_t.c).where(_t.c.id == sa.bindparam("id"))
 _GET_OWNED = _GET.where(_t.c.owner == sa.bindparam("owner"))
 
 
+def _cancel_updates(where: sa.ColumnElement[bool], now: datetime) -> tuple[sa.Update, sa.Update]:
+    """CANCEL for the queued rows matching `where`; a cancel request for the running ones
+    (their worker stops at its next step and acknowledges)."""
+    cancel_queued = (
+        _t.update()
+        .where(where, _sources(CANCEL, Status.QUEUED))
+        .values(status=CANCEL.target.value, finished_at=now, updated_at=now)
+    )
+    request_cancel = (
+        _t.update()
+        .where(where, _t.c.status == Status.RUNNING.value)
+        .values(cancel_requested=True, updated_at=now)
+    )
+    return cancel_queued, request_cancel
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -70,15 +86,22 @@ def _at(moment: datetime) -> sa.BindParameter[datetime]:
 class Store:
     """Predictions and API keys. Every method is one short transaction; thread-safe."""
 
-    def __init__(self, engine: sa.Engine, *, clock: Clock = utcnow) -> None:
+    def __init__(
+        self, engine: sa.Engine, *, clock: Clock = utcnow, reader: sa.Engine | None = None
+    ) -> None:
         self._engine = engine
+        # Single-statement reads get their own pool, so a read never queues for a
+        # connection behind writers waiting on the SQLite write lock.
+        self._reader = reader or engine
         self._clock = clock
         self._wake = Wakeups()
 
     @classmethod
     def open(cls, url: str, *, clock: Clock = utcnow) -> Store:
         """Connect and bring the schema to the newest revision (safe from many processes)."""
-        store = cls(database.create_engine(url), clock=clock)
+        engine = database.create_engine(url)
+        reader = database.create_engine(url) if database.is_sqlite(engine) else None
+        store = cls(engine, clock=clock, reader=reader)
         try:
             with store._write() as conn:
                 if conn.dialect.name == "postgresql":
@@ -91,6 +114,7 @@ class Store:
 
     def close(self) -> None:
         self._engine.dispose()
+        self._reader.dispose()
 
     def __enter__(self) -> Store:
         return self
@@ -115,7 +139,7 @@ class Store:
     @contextmanager
     def _read_one(self) -> Iterator[sa.Connection]:
         """For exactly one SELECT, which is consistent on its own."""
-        with self._engine.connect() as conn:
+        with self._reader.connect() as conn:
             conn.execution_options(**{database.SINGLE_READ_OPTION: True})
             with conn.begin():
                 yield conn
@@ -384,8 +408,27 @@ class Store:
         inference_ms: int,
         nsfw: builtins.list[bool],
     ) -> Prediction:
-        """RUNNING -> SUCCEEDED. Call only after the output object exists."""
+        """RUNNING -> SUCCEEDED. Call only after the output object exists.
+
+        A cancel requested while the last frames were encoded wins: the owner was told
+        the job is cancelled, so it ends CANCELLED (check the returned status; the
+        caller deletes the now unwanted output)."""
         now = self._clock()
+        cancelled = (
+            _t.update()
+            .where(
+                self._fence(id, attempt, worker_id),
+                _sources(CANCEL, Status.RUNNING),
+                _t.c.cancel_requested.is_(True),
+            )
+            .values(status=CANCEL.target.value, finished_at=now, lease_until=None, updated_at=now)
+            .returning(*_t.c)
+        )
+        with self._write() as conn:
+            row = conn.execute(cancelled).first()
+        if row is not None:
+            self._wake.notify_change(id)
+            return to_prediction(row)
         values = {
             "output_key": output_key,
             "inference_ms": int(inference_ms),
@@ -447,19 +490,11 @@ class Store:
     def cancel(self, id: str, *, owner: str) -> CancelOutcome:
         """Queued: cancelled now. Running: cancel requested (the worker stops it at its next
         step). Finished: not cancellable. `NotFound` if absent or not the owner's."""
-        now = self._clock()
         mine = sa.and_(_t.c.id == id, _t.c.owner == owner)
-        cancel_queued = (
-            _t.update()
-            .where(mine, _sources(CANCEL, Status.QUEUED))
-            .values(status=CANCEL.target.value, finished_at=now, updated_at=now)
-            .returning(*_t.c)
-        )
-        request_cancel = (
-            _t.update()
-            .where(mine, _t.c.status == Status.RUNNING.value)
-            .values(cancel_requested=True, updated_at=now)
-            .returning(*_t.c)
+        cancel_queued, request_cancel = _cancel_updates(mine, self._clock())
+        cancel_queued, request_cancel = (
+            cancel_queued.returning(*_t.c),
+            request_cancel.returning(*_t.c),
         )
         with self._write() as conn:
             kind = CancelKind.CANCELLED
@@ -483,20 +518,11 @@ class Store:
         are absent or someone else's are ignored."""
         if not ids:
             return []
-        now = self._clock()
         mine = sa.and_(_t.c.owner == owner, _t.c.id.in_(sorted(set(ids))))
+        cancel_queued, request_cancel = _cancel_updates(mine, self._clock())
         with self._write() as conn:
-            conn.execute(
-                _t.update()
-                .where(mine, _sources(CANCEL, Status.QUEUED))
-                .values(status=CANCEL.target.value, finished_at=now, updated_at=now)
-            )
-            requested = conn.execute(
-                _t.update()
-                .where(mine, _t.c.status == Status.RUNNING.value)
-                .values(cancel_requested=True, updated_at=now)
-                .returning(_t.c.id)
-            ).all()
+            conn.execute(cancel_queued)
+            requested = conn.execute(request_cancel.returning(_t.c.id)).all()
             terminal = _t.c.status.in_(sorted(s.value for s in TERMINAL))
             rows = conn.execute(_t.delete().where(mine, terminal).returning(*_t.c)).all()
         deleted = [to_prediction(r) for r in rows]

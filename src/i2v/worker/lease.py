@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 
 from i2v.domain.errors import Cancelled, LeaseLost
 from i2v.domain.prediction import Prediction
 from i2v.store.sql import Store
+
+log = logging.getLogger("i2v.worker")
 
 PROGRESS_WRITE_SECONDS = 0.5  # how often progress reaches the store (and so the API)
 
@@ -111,4 +114,8 @@ class Lease:
             except LeaseLost as exc:
                 self._lost = exc
                 return
+            except Exception:
+                # A locked or restarting database: keep rendering, try again next tick.
+                log.warning("heartbeat for %s failed; retrying", self._job.id, exc_info=True)
+                continue
             last_beat = time.monotonic()

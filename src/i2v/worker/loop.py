@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from i2v.domain.errors import Cancelled, EngineCrashed, I2VError, LeaseLost
-from i2v.domain.prediction import Prediction
+from i2v.domain.prediction import Prediction, attempt_output_key
+from i2v.domain.status import Status
 from i2v.engines.base import Engine
 from i2v.storage.base import Storage
 from i2v.store.sql import Store
@@ -41,10 +42,6 @@ class WorkerConfig:
     engines: frozenset[str] | None = None  # engine names this worker serves; None = all
 
 
-def output_key(prediction_id: str, attempt: int) -> str:
-    return f"outputs/{prediction_id}/{attempt}.mp4"
-
-
 class Worker:
     def __init__(
         self,
@@ -62,12 +59,20 @@ class Worker:
         self._engines: dict[str, Engine] = {}
 
     def run(self, stop: threading.Event) -> None:
-        """Work until `stop` is set; the current job finishes first."""
+        """Work until `stop` is set; the current job finishes first.
+
+        Nothing ends the loop but `stop`: a database that is locked, restarting or
+        unreachable is retried after a poll interval, so accepted work resumes when
+        the database comes back instead of waiting for a worker that died."""
         log.info("%s started", self.worker_id)
         try:
             while not stop.is_set():
-                if not self.run_once():
-                    self.store.wait_for_work(self.config.poll_seconds)
+                try:
+                    if not self.run_once():
+                        self.store.wait_for_work(self.config.poll_seconds)
+                except Exception:
+                    log.exception("%s: worker loop error; retrying", self.worker_id)
+                    stop.wait(self.config.poll_seconds)
         finally:
             self.close()
 
@@ -93,19 +98,13 @@ class Worker:
                 self.config.heartbeat_seconds,
             ) as lease:
                 key = self._render(job, lease)
-            elapsed_ms = int((time.monotonic() - started) * 1000)
-            self.store.succeed(
-                job.id,
-                attempt=job.attempt,
-                worker_id=self.worker_id,
-                output_key=key,
-                inference_ms=elapsed_ms,
-                nsfw=[False],
-            )
-            log.info("%s finished %s in %d ms", self.worker_id, job.id, elapsed_ms)
+            self._succeed(job, key, int((time.monotonic() - started) * 1000))
         except Cancelled:
-            self.store.acknowledge_cancel(job.id, attempt=job.attempt, worker_id=self.worker_id)
-            log.info("%s cancelled %s", self.worker_id, job.id)
+            try:
+                self.store.acknowledge_cancel(job.id, attempt=job.attempt, worker_id=self.worker_id)
+                log.info("%s cancelled %s", self.worker_id, job.id)
+            except LeaseLost:
+                log.warning("%s lost the lease on %s while cancelling it", self.worker_id, job.id)
         except LeaseLost:
             log.warning("%s lost the lease on %s; its new owner carries on", self.worker_id, job.id)
         except EngineCrashed as exc:
@@ -117,6 +116,25 @@ class Worker:
             # A bug, not the user's fault: fail the job with a message and keep serving.
             log.exception("%s crashed on %s", self.worker_id, job.id)
             self._fail(job, f"internal error: {type(exc).__name__}: {exc}")
+
+    def _succeed(self, job: Prediction, key: str, elapsed_ms: int) -> None:
+        try:
+            done = self.store.succeed(
+                job.id,
+                attempt=job.attempt,
+                worker_id=self.worker_id,
+                output_key=key,
+                inference_ms=elapsed_ms,
+                nsfw=[False],
+            )
+        except LeaseLost:
+            self.storage.delete(key)  # the attempt that replaced us writes its own
+            raise
+        if done.status is Status.CANCELLED:
+            self.storage.delete(key)
+            log.info("%s cancelled %s as it finished", self.worker_id, job.id)
+        else:
+            log.info("%s finished %s in %d ms", self.worker_id, job.id, elapsed_ms)
 
     def close(self) -> None:
         for engine in self._engines.values():
@@ -130,7 +148,7 @@ class Worker:
         request = build_request(job, self.storage)
         # 2. Render and encode at once: the encoder pulls frames as they are made.
         engine = self._engine(job)
-        key = output_key(job.id, job.attempt)
+        key = attempt_output_key(job.id, job.attempt)
         with tempfile.TemporaryDirectory(prefix="i2v-") as tmp:
             path = Path(tmp) / "video.mp4"
             frames = engine.render(request, lease.report)
@@ -170,6 +188,9 @@ class Worker:
             )
         except LeaseLost:
             log.warning("%s lost the lease on %s before failing it", self.worker_id, job.id)
+        except Exception:
+            # The store is unreachable: the lease expires and another attempt runs.
+            log.exception("%s could not record the failure of %s", self.worker_id, job.id)
 
 
 def _engine_key(job: Prediction) -> str:
