@@ -40,6 +40,13 @@ class Plan:
     def rendered(self) -> int:
         return self.segments[0] + sum(n - 1 for n in self.segments[1:])
 
+    def describe_segment(self, index: int) -> str:
+        start = "the input image" if index == 0 else "the previous segment's last frame"
+        return (
+            f"segment {index + 1}/{len(self.segments)}: {self.segments[index]} frames at "
+            f"{self.width}x{self.height} from {start}"
+        )
+
 
 def resolution_tier(width: int, height: int, choice: str = "auto") -> str:
     """`480p` or `720p`: the option if set, else by the request's short side."""

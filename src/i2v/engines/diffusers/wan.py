@@ -138,15 +138,7 @@ class WanRenderer:
             offset = index * steps
             is_last = index == len(plan.segments) - 1
             if len(plan.segments) > 1:
-                logger.info(
-                    "segment %d/%d: %d frames at %dx%d from %s",
-                    index + 1,
-                    len(plan.segments),
-                    num_frames,
-                    plan.width,
-                    plan.height,
-                    "the input image" if index == 0 else "the previous segment's last frame",
-                )
+                logger.info("%s", plan.describe_segment(index))
 
             def on_step_end(pipe, i, t, callback_kwargs, offset=offset):  # type: ignore[no-untyped-def]
                 step(offset + i + 1, total_steps, "denoising")
