@@ -8,7 +8,7 @@ from i2v.cli.app import app
 from i2v.domain.errors import I2VError
 
 # Each module registers its commands on `app` when imported.
-from i2v.cli import generate, keys, models, serve  # noqa: F401  isort: skip
+from i2v.cli import generate, keys, models, serve, worker  # noqa: F401  isort: skip
 
 
 def main() -> None:

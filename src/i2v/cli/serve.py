@@ -15,14 +15,8 @@ from rich.console import Console
 from i2v.api.app import create_app
 from i2v.cli import wiring
 from i2v.cli.app import app
-from i2v.domain.settings import Settings
 
 console = Console(stderr=True)
-
-
-def settings_from(overrides: dict[str, object]) -> Settings:
-    """I2V_* variables, then flags that were given (a flag beats a variable)."""
-    return Settings(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
 
 
 @app.command()
@@ -41,7 +35,7 @@ def serve(
     lease_seconds: Annotated[float | None, typer.Option(help="Worker lease length.")] = None,
 ) -> None:
     """Serve the WaveSpeed v3 and RunComfy APIs, with workers in this process."""
-    settings = settings_from(
+    settings = wiring.settings_from(
         {
             "host": host,
             "port": port,
@@ -66,7 +60,7 @@ def serve(
     stop = threading.Event()
     threads = [
         threading.Thread(
-            target=wiring.build_worker(settings, services).run,
+            target=wiring.build_worker(settings, store, services.storage).run,
             args=(stop,),
             name=f"worker-{i}",
             daemon=True,

@@ -11,6 +11,7 @@ from i2v.domain.errors import I2VError
 from i2v.domain.settings import Settings
 from i2v.engines import registry
 from i2v.intake.fetch import Fetcher
+from i2v.storage.base import Storage
 from i2v.storage.local import LocalStorage
 from i2v.storage.signing import UrlSigner, load_or_create_secret
 from i2v.store.sql import Store
@@ -47,7 +48,7 @@ def build_services(settings: Settings, store: Store) -> Services:
     return Services(
         settings=settings,
         store=store,
-        storage=LocalStorage(settings.resolved_media_dir),
+        storage=build_storage(settings),
         signer=UrlSigner(secret, ttl_seconds=settings.url_ttl_seconds),
         catalog=load_catalog(settings.catalog),
         fetcher=Fetcher(
@@ -58,13 +59,28 @@ def build_services(settings: Settings, store: Store) -> Services:
     )
 
 
-def build_worker(settings: Settings, services: Services, worker_id: str | None = None) -> Worker:
+def build_storage(settings: Settings) -> LocalStorage:
+    return LocalStorage(settings.resolved_media_dir)
+
+
+def build_worker(
+    settings: Settings,
+    store: Store,
+    storage: Storage,
+    engines: frozenset[str] | None = None,
+) -> Worker:
     config = WorkerConfig(
         lease_seconds=settings.lease_seconds,
         heartbeat_seconds=settings.heartbeat_seconds,
         poll_seconds=settings.poll_seconds,
+        engines=engines,
     )
-    return Worker(services.store, services.storage, registry.create, config, worker_id)
+    return Worker(store, storage, registry.create, config)
+
+
+def settings_from(overrides: dict[str, object]) -> Settings:
+    """I2V_* variables, then the flags that were given (a flag beats a variable)."""
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
 
 
 def ensure_key(settings: Settings, store: Store) -> str | None:

@@ -414,31 +414,35 @@ class Store:
         the job is cancelled, so it ends CANCELLED (check the returned status; the
         caller deletes the now unwanted output)."""
         now = self._clock()
-        cancelled = (
+        # One statement decides, so no cancel request can slip in between a check and
+        # the write: SUCCEED, or CANCEL when a cancel was requested meanwhile.
+        cancel_won = _t.c.cancel_requested.is_(True)
+        update = (
             _t.update()
             .where(
                 self._fence(id, attempt, worker_id),
+                _sources(SUCCEED, Status.RUNNING),
                 _sources(CANCEL, Status.RUNNING),
-                _t.c.cancel_requested.is_(True),
             )
-            .values(status=CANCEL.target.value, finished_at=now, lease_until=None, updated_at=now)
+            .values(
+                status=sa.case((cancel_won, CANCEL.target.value), else_=SUCCEED.target.value),
+                output_key=sa.case((cancel_won, sa.null()), else_=sa.literal(output_key)),
+                inference_ms=int(inference_ms),
+                nsfw=[bool(flag) for flag in nsfw],
+                progress=1.0,
+                finished_at=now,
+                lease_until=None,
+                error="",
+                updated_at=now,
+            )
             .returning(*_t.c)
         )
         with self._write() as conn:
-            row = conn.execute(cancelled).first()
-        if row is not None:
-            self._wake.notify_change(id)
-            return to_prediction(row)
-        values = {
-            "output_key": output_key,
-            "inference_ms": int(inference_ms),
-            "nsfw": [bool(flag) for flag in nsfw],
-            "progress": 1.0,
-            "finished_at": now,
-            "lease_until": None,
-            "error": "",
-        }
-        return self._finish(SUCCEED, id, attempt, worker_id, values)
+            row = conn.execute(update).first()
+            if row is None:
+                raise self._lease_lost(conn, id, attempt, worker_id)
+        self._wake.notify_change(id)
+        return to_prediction(row)
 
     def fail(
         self,
