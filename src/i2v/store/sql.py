@@ -350,12 +350,25 @@ class Store:
         attempt: int,
         worker_id: str,
         values: dict[str, Any],
+        *,
+        where: sa.ColumnElement[bool] | None = None,
+        status: Any = None,
     ) -> Prediction:
+        """One fenced UPDATE of a running row; `LeaseLost` if the fence refuses it.
+        `status` may be an SQL expression when the statement itself picks the target."""
         now = self._clock()
         update = (
             _t.update()
-            .where(self._fence(id, attempt, worker_id), _sources(transition, Status.RUNNING))
-            .values(status=transition.target.value, updated_at=now, **values)
+            .where(
+                self._fence(id, attempt, worker_id),
+                _sources(transition, Status.RUNNING),
+                where if where is not None else sa.true(),
+            )
+            .values(
+                status=status if status is not None else transition.target.value,
+                updated_at=now,
+                **values,
+            )
             .returning(*_t.c)
         )
         with self._write() as conn:
@@ -413,36 +426,27 @@ class Store:
         A cancel requested while the last frames were encoded wins: the owner was told
         the job is cancelled, so it ends CANCELLED (check the returned status; the
         caller deletes the now unwanted output)."""
-        now = self._clock()
         # One statement decides, so no cancel request can slip in between a check and
         # the write: SUCCEED, or CANCEL when a cancel was requested meanwhile.
         cancel_won = _t.c.cancel_requested.is_(True)
-        update = (
-            _t.update()
-            .where(
-                self._fence(id, attempt, worker_id),
-                _sources(SUCCEED, Status.RUNNING),
-                _sources(CANCEL, Status.RUNNING),
-            )
-            .values(
-                status=sa.case((cancel_won, CANCEL.target.value), else_=SUCCEED.target.value),
-                output_key=sa.case((cancel_won, sa.null()), else_=sa.literal(output_key)),
-                inference_ms=int(inference_ms),
-                nsfw=[bool(flag) for flag in nsfw],
-                progress=1.0,
-                finished_at=now,
-                lease_until=None,
-                error="",
-                updated_at=now,
-            )
-            .returning(*_t.c)
+        values = {
+            "output_key": sa.case((cancel_won, sa.null()), else_=sa.literal(output_key)),
+            "inference_ms": int(inference_ms),
+            "nsfw": [bool(flag) for flag in nsfw],
+            "progress": 1.0,
+            "finished_at": self._clock(),
+            "lease_until": None,
+            "error": "",
+        }
+        return self._finish(
+            SUCCEED,
+            id,
+            attempt,
+            worker_id,
+            values,
+            where=_sources(CANCEL, Status.RUNNING),
+            status=sa.case((cancel_won, CANCEL.target.value), else_=SUCCEED.target.value),
         )
-        with self._write() as conn:
-            row = conn.execute(update).first()
-            if row is None:
-                raise self._lease_lost(conn, id, attempt, worker_id)
-        self._wake.notify_change(id)
-        return to_prediction(row)
 
     def fail(
         self,
