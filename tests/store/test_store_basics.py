@@ -85,16 +85,25 @@ def test_list_pages_newest_first_with_total(store: Store, clock: Any, make: Make
         store.list("alice", page=0, page_size=3)
 
 
+def place(store: Store, p: Prediction) -> int | None:
+    got, position = store.get_placed(p.id, owner=p.owner)
+    assert got.id == p.id
+    return position
+
+
 def test_queue_position_counts_down_as_earlier_jobs_are_claimed(store: Store, make: Make) -> None:
     a, b, c = (store.submit(make()) for _ in range(3))
-    assert [store.queue_position(p.id) for p in (a, b, c)] == [0, 1, 2]
+    assert [place(store, p) for p in (a, b, c)] == [0, 1, 2]
     assert store.queue_length() == 3
     store.claim("w", lease_seconds=30)
-    assert [store.queue_position(p.id) for p in (a, b, c)] == [None, 0, 1]
+    assert [place(store, p) for p in (a, b, c)] == [None, 0, 1]
     store.cancel(b.id, owner="alice")
-    assert store.queue_position(c.id) == 0
+    assert [place(store, p) for p in (b, c)] == [None, 0]
     assert store.queue_length() == 1
-    assert store.queue_position("f" * 32) is None
+    with pytest.raises(NotFound):
+        store.get_placed("f" * 32, owner="alice")
+    with pytest.raises(NotFound):
+        store.get_placed(c.id, owner="mallory")
 
 
 def test_cancel_in_each_state(store: Store, make: Make) -> None:

@@ -140,8 +140,9 @@ def test_fail_with_retry_requeues_in_place_until_attempts_run_out(store: Store, 
     assert back.status is Status.QUEUED
     assert back.lease_owner is None
     assert "engine process died" in back.progress_message
-    assert store.queue_position(p.id) == 0  # keeps its place ahead of later submits
-    assert store.queue_position(later.id) == 1
+    # Keeps its place ahead of later submits.
+    assert store.get_placed(p.id, owner=p.owner)[1] == 0
+    assert store.get_placed(later.id, owner=later.owner)[1] == 1
     again = store.claim("w", lease_seconds=30)
     assert again is not None
     assert again.id == p.id

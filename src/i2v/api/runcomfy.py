@@ -19,7 +19,6 @@ from i2v.api.deps import with_body
 from i2v.api.schemas import runcomfy_body
 from i2v.api.services import Services
 from i2v.domain.catalog import Route
-from i2v.domain.status import Status
 from i2v.store.records import CancelKind
 
 
@@ -36,8 +35,7 @@ def router(services: Services, owner_dependency: Any, base_url: Any) -> APIRoute
         request_id: str, request: Request, owner: str = Depends(owner_dependency)
     ) -> dict[str, Any]:
         def read_status() -> dict[str, Any]:
-            p = store.get(request_id, owner=owner)
-            position = store.queue_position(p.id) if p.status is Status.QUEUED else None
+            p, position = store.get_placed(request_id, owner=owner)
             return views(request).runcomfy_status(p, position)
 
         return await deps.read(store, read_status)

@@ -53,6 +53,23 @@ _INSERT = _t.insert()
 _GET = sa.select(*_t.c).where(_t.c.id == sa.bindparam("id"))
 _GET_OWNED = _GET.where(_t.c.owner == sa.bindparam("owner"))
 
+# The row and its place in line in one statement, so both come from the same snapshot: read
+# separately, a claim landing in between shows a queued row with no place.
+_ahead = _t.alias("ahead")
+_PLACE = sa.case(
+    (
+        _t.c.status == Status.QUEUED.value,
+        sa.select(sa.func.count())
+        .select_from(_ahead)
+        .where(_ahead.c.status == Status.QUEUED.value, _ahead.c.seq < _t.c.seq)
+        .scalar_subquery(),
+    ),
+    else_=None,
+).label("place")
+_GET_PLACED = sa.select(*_t.c, _PLACE).where(
+    _t.c.id == sa.bindparam("id"), _t.c.owner == sa.bindparam("owner")
+)
+
 
 def _cancel_updates(where: sa.ColumnElement[bool], now: datetime) -> tuple[sa.Update, sa.Update]:
     """CANCEL for the queued rows matching `where`; a cancel request for the running ones
@@ -206,20 +223,15 @@ class Store:
             total = conn.execute(count).scalar_one()
         return [to_prediction(r) for r in rows], int(total)
 
-    def queue_position(self, id: str) -> int | None:
-        """How many queued predictions are ahead of this one (0: next), None if not queued."""
-        with self._read() as conn:
-            seq = conn.execute(
-                sa.select(_t.c.seq).where(_t.c.id == id, _t.c.status == Status.QUEUED.value)
-            ).scalar_one_or_none()
-            if seq is None:
-                return None
-            ahead = conn.execute(
-                sa.select(sa.func.count())
-                .select_from(_t)
-                .where(_t.c.status == Status.QUEUED.value, _t.c.seq < seq)
-            ).scalar_one()
-        return int(ahead)
+    def get_placed(self, id: str, *, owner: str) -> tuple[Prediction, int | None]:
+        """The owner's prediction and how many queued ones are ahead of it (0: next; None
+        unless it is queued), read together; `NotFound` as for `get`."""
+        with self._read_one() as conn:
+            row = conn.execute(_GET_PLACED, {"id": id, "owner": owner}).first()
+        if row is None:
+            raise NotFound(f"prediction {id!r} not found")
+        place = row._mapping["place"]
+        return to_prediction(row), None if place is None else int(place)
 
     def queue_length(self) -> int:
         query = sa.select(sa.func.count()).select_from(_t)
