@@ -18,7 +18,7 @@ from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 
@@ -231,7 +231,7 @@ class Store:
         if row is None:
             raise NotFound(f"prediction {id!r} not found")
         place = row._mapping["place"]
-        return to_prediction(row), None if place is None else int(place)
+        return to_prediction(cast("sa.Row[Any]", row)), None if place is None else int(place)
 
     def queue_length(self) -> int:
         query = sa.select(sa.func.count()).select_from(_t)
