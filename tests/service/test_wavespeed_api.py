@@ -4,6 +4,7 @@ base64 output, sync mode and its timeout, OpenAPI."""
 from __future__ import annotations
 
 import base64
+import re
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -188,6 +189,25 @@ def test_openapi_and_docs(server: Server) -> None:
     docs = httpx.get(f"{server.base_url}/docs")
     assert docs.status_code == 200
     assert "swagger" in docs.text.lower()
+
+
+def test_openapi_security_matches_what_the_server_enforces(server: Server) -> None:
+    spec = httpx.get(f"{server.base_url}/openapi.json").json()
+    assert spec["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+    secured, public = [], []
+    for path, operations in spec["paths"].items():
+        concrete = re.sub(r"\{[^}]+\}", "x" * 32, path)
+        for method, operation in operations.items():
+            r = httpx.request(method, f"{server.base_url}{concrete}", json={})
+            if operation.get("security") == [{"bearer": []}]:
+                secured.append(path)
+                assert r.status_code == 401, (method, path, r.status_code)
+            else:
+                public.append(path)
+                assert r.status_code != 401, (method, path)
+    assert f"/api/v3/{FAKE_ROUTE}" in secured
+    assert "/v1/requests/{request_id}/cancel" in secured
+    assert "/healthz" in public
 
 
 def test_sync_timeout_answers_5004_and_job_goes_on(

@@ -42,8 +42,38 @@ def create_app(services: Services) -> FastAPI:
     async def root() -> RedirectResponse:
         return RedirectResponse("/docs")
 
+    _declare_bearer_auth(app)
+
     @app.exception_handler(404)
     async def not_found(request: Request, exc: Exception) -> JSONResponse:
         return errors.error_response(request, 404, f"no route {request.method} {request.url.path}")
 
     return app
+
+
+API_PREFIXES = ("/api/", "/v1/")  # every route under these takes the owner dependency
+
+
+def _declare_bearer_auth(app: FastAPI) -> None:
+    """Say in the OpenAPI document which operations need `Authorization: Bearer`, so that
+    /docs offers an Authorize button and generated clients send the key.
+
+    The key is checked by a plain dependency rather than FastAPI's `HTTPBearer`, whose extra
+    dependency level is paid on every poll; the document is amended here instead."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        spec = build()
+        spec.setdefault("components", {})["securitySchemes"] = {
+            "bearer": {"type": "http", "scheme": "bearer", "description": "an i2v API key"}
+        }
+        for path, operations in spec["paths"].items():
+            if path.startswith(API_PREFIXES):
+                for operation in operations.values():
+                    operation["security"] = [{"bearer": []}]
+        app.openapi_schema = spec
+        return spec
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -19,7 +19,6 @@ from sqlalchemy import event
 
 BUSY_TIMEOUT_MS = 5000
 WRITE_OPTION = "i2v_write"  # execution option: this connection's transactions write
-SINGLE_READ_OPTION = "i2v_single_read"  # a lone SELECT: no BEGIN/COMMIT round trips
 
 
 def create_engine(url: str) -> sa.Engine:
@@ -56,9 +55,7 @@ def _sqlite_engine(url: sa.URL) -> sa.Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: sa.Connection) -> None:
-        options = conn.get_execution_options()
-        if options.get(SINGLE_READ_OPTION, False):
-            return  # one SELECT in autocommit mode is atomic by itself
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get(WRITE_OPTION, False) else "BEGIN")
+        write = conn.get_execution_options().get(WRITE_OPTION, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
     return engine

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import fields
 from datetime import datetime
 from typing import Any
@@ -26,8 +27,7 @@ def prediction_values(p: Prediction, *, now: datetime) -> dict[str, Any]:
     return values
 
 
-def to_prediction(row: sa.Row[Any]) -> Prediction:
-    m = row._mapping
+def to_prediction(m: Mapping[Any, Any]) -> Prediction:
     values = {name: m[name] for name in PREDICTION_FIELDS}
     values["status"] = Status(m["status"])
     values["cancel_requested"] = bool(m["cancel_requested"])

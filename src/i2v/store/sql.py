@@ -18,7 +18,7 @@ from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -35,6 +35,7 @@ from i2v.domain.status import (
     Transition,
 )
 from i2v.store import database, migrate
+from i2v.store.lookup import Lookup
 from i2v.store.records import CancelKind, CancelOutcome, KeyRecord
 from i2v.store.rows import prediction_values, to_key, to_prediction
 from i2v.store.tables import UtcDateTime, api_keys, predictions
@@ -110,6 +111,10 @@ class Store:
         # Single-statement reads get their own pool, so a read never queues for a
         # connection behind writers waiting on the SQLite write lock.
         self._reader = reader or engine
+        # Prebuilt: constructing a 28-column select costs more than running it.
+        self._get = Lookup(_GET, self._reader.dialect)
+        self._get_owned = Lookup(_GET_OWNED, self._reader.dialect)
+        self._get_placed = Lookup(_GET_PLACED, self._reader.dialect)
         self._clock = clock
         self._wake = Wakeups()
 
@@ -153,14 +158,6 @@ class Store:
         with self._engine.connect() as conn, conn.begin():
             yield conn
 
-    @contextmanager
-    def _read_one(self) -> Iterator[sa.Connection]:
-        """For exactly one SELECT, which is consistent on its own."""
-        with self._reader.connect() as conn:
-            conn.execution_options(**{database.SINGLE_READ_OPTION: True})
-            with conn.begin():
-                yield conn
-
     # -- submit and read ------------------------------------------------------------------
 
     def submit(self, p: Prediction) -> Prediction:
@@ -190,12 +187,10 @@ class Store:
 
     def get(self, id: str, *, owner: str | None = None) -> Prediction:
         """The prediction; `NotFound` if absent or (when `owner` is given) not theirs."""
-        # Built once: constructing a 28-column select costs more than running it.
-        query, params = (
-            (_GET, {"id": id}) if owner is None else (_GET_OWNED, {"id": id, "owner": owner})
-        )
-        with self._read_one() as conn:
-            row = conn.execute(query, params).first()
+        if owner is None:
+            row = self._get.run(self._reader, {"id": id})
+        else:
+            row = self._get_owned.run(self._reader, {"id": id, "owner": owner})
         if row is None:
             raise NotFound(f"prediction {id!r} not found")
         return to_prediction(row)
@@ -221,17 +216,16 @@ class Store:
         with self._read() as conn:
             rows = conn.execute(query).all()
             total = conn.execute(count).scalar_one()
-        return [to_prediction(r) for r in rows], int(total)
+        return [to_prediction(r._mapping) for r in rows], int(total)
 
     def get_placed(self, id: str, *, owner: str) -> tuple[Prediction, int | None]:
         """The owner's prediction and how many queued ones are ahead of it (0: next; None
         unless it is queued), read together; `NotFound` as for `get`."""
-        with self._read_one() as conn:
-            row = conn.execute(_GET_PLACED, {"id": id, "owner": owner}).first()
+        row = self._get_placed.run(self._reader, {"id": id, "owner": owner})
         if row is None:
             raise NotFound(f"prediction {id!r} not found")
-        place = row._mapping["place"]
-        return to_prediction(cast("sa.Row[Any]", row)), None if place is None else int(place)
+        place = row["place"]
+        return to_prediction(row), None if place is None else int(place)
 
     def queue_length(self) -> int:
         query = sa.select(sa.func.count()).select_from(_t)
@@ -286,7 +280,7 @@ class Store:
         with self._write() as conn:
             swept = self._sweep(conn, now)
             row = conn.execute(update).first()
-        claimed = to_prediction(row) if row is not None else None
+        claimed = to_prediction(row._mapping) if row is not None else None
         self._wake.notify_change(*swept, *([claimed.id] if claimed else []))
         return claimed
 
@@ -388,7 +382,7 @@ class Store:
             if row is None:
                 raise self._lease_lost(conn, id, attempt, worker_id)
         self._wake.notify_change(id)
-        return to_prediction(row)
+        return to_prediction(row._mapping)
 
     def heartbeat(
         self,
@@ -496,7 +490,7 @@ class Store:
             if row is not None:
                 self._wake.notify_work()
                 self._wake.notify_change(id)
-                return to_prediction(row)
+                return to_prediction(row._mapping)
         values = {"error": error, "finished_at": now, "lease_until": None}
         return self._finish(FAIL, id, attempt, worker_id, values)
 
@@ -529,7 +523,7 @@ class Store:
             raise NotFound(f"prediction {id!r} not found")
         if kind is not CancelKind.NOT_CANCELLABLE:
             self._wake.notify_change(id)
-        return CancelOutcome(kind, to_prediction(row))
+        return CancelOutcome(kind, to_prediction(row._mapping))
 
     def delete(self, ids: Sequence[str], *, owner: str) -> builtins.list[Prediction]:
         """Delete the owner's predictions among `ids`; returns those deleted (the caller
@@ -545,7 +539,7 @@ class Store:
             requested = conn.execute(request_cancel.returning(_t.c.id)).all()
             terminal = _t.c.status.in_(sorted(s.value for s in TERMINAL))
             rows = conn.execute(_t.delete().where(mine, terminal).returning(*_t.c)).all()
-        deleted = [to_prediction(r) for r in rows]
+        deleted = [to_prediction(r._mapping) for r in rows]
         self._wake.notify_change(*(p.id for p in deleted), *(r.id for r in requested))
         order = {id: i for i, id in enumerate(ids)}
         return sorted(deleted, key=lambda p: order[p.id])
