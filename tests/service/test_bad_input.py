@@ -215,11 +215,35 @@ def test_keys_are_required(server: Server) -> None:
         assert r.json()["error"]["code"] == 401001
 
 
-def test_webhook_query_is_refused_not_ignored(server: Server) -> None:
+@pytest.mark.parametrize(
+    ("webhook", "rule"),
+    [
+        ("ftp://example.com/hook", "must be an absolute http(s) URL, got 'ftp://example.com/hook'"),
+        ("/relative/hook", "must be an absolute http(s) URL"),
+        ("https:///no-host", "it has no host"),
+        ("https://example.com/" + "a" * 2100, "must be at most 2048 characters, got 2120"),
+    ],
+)
+def test_a_bad_webhook_url_is_refused_naming_it(server: Server, webhook: str, rule: str) -> None:
     with server.client() as client:
-        r = client.post(WS + "?webhook=https://example.com/hook", json=ws_body())
+        r = client.post(WS, params={"webhook": webhook}, json=ws_body())
+        assert r.status_code == 400, r.text
+        assert r.json()["message"].startswith("webhook: ")
+        assert rule in r.json()["message"]
+        r = client.post(RC, params={"webhook": webhook}, json=rc_body())
+        assert r.status_code == 400, r.text
+        assert rule in r.json()["error"]["message"]
+
+
+def test_webhook_with_base64_output_is_refused_as_wavespeed_does(server: Server) -> None:
+    with server.client() as client:
+        r = client.post(
+            WS,
+            params={"webhook": "https://example.com/hook"},
+            json=ws_body(enable_base64_output=True),
+        )
     assert r.status_code == 400
-    assert "webhook" in r.json()["message"]
+    assert "webhook callback does not support base64 output" in r.json()["message"]
 
 
 def test_refusals_create_nothing(server: Server) -> None:

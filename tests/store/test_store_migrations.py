@@ -7,10 +7,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import sqlalchemy as sa
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from i2v.domain.prediction import Prediction
+from i2v.domain.status import Status
 from i2v.store import Store, migrate
 from i2v.store.tables import metadata
 
@@ -22,13 +24,34 @@ def test_fresh_file_is_migrated_to_head_with_wal(tmp_path: Path) -> None:
     Store.open(f"sqlite:///{path}").close()
     con = sqlite3.connect(path)
     try:
-        assert con.execute("SELECT version_num FROM alembic_version").fetchall() == [("0001",)]
+        assert con.execute("SELECT version_num FROM alembic_version").fetchall() == [("0002",)]
         assert con.execute("PRAGMA journal_mode").fetchone() == ("wal",)
         tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     finally:
         con.close()
     assert {"predictions", "api_keys", "alembic_version"} <= tables
-    assert migrate.head_revision() == "0001"
+    assert migrate.head_revision() == "0002"
+
+
+def test_a_database_made_by_the_first_release_is_upgraded_with_its_rows(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'i2v.db'}"
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as conn:
+            command.upgrade(migrate.alembic_config(conn), "0001")
+            conn.exec_driver_sql(
+                "INSERT INTO predictions (id, owner, model, engine, status, params, input, options,"
+                " created_at, updated_at, attempt, max_attempts, progress, progress_message,"
+                " error, cancel_requested, nsfw) VALUES ('old', 'alice', 'm', 'motion',"
+                " 'succeeded', '{}', '{}', '{}', '2026-01-01 00:00:00', '2026-01-01 00:00:00',"
+                " 1, 3, 1.0, '', '', 0, '[]')"
+            )
+    finally:
+        engine.dispose()
+    with Store.open(url) as store:
+        old = store.get("old")
+    assert old.status is Status.SUCCEEDED
+    assert old.webhook is None
 
 
 def test_second_open_is_a_no_op_and_keeps_data(db_url: str, make: Make) -> None:
@@ -61,5 +84,5 @@ def test_store_opens_from_the_installed_package_in_another_folder(tmp_path: Path
         [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "0001"
+    assert result.stdout.strip() == migrate.head_revision()
     assert (tmp_path / "here.db").is_file()

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -21,7 +25,20 @@ Every API route needs `Authorization: Bearer <key>`; media URLs are signed and n
 
 
 def create_app(services: Services) -> FastAPI:
-    app = FastAPI(title="i2v", version=i2v.__version__, description=DESCRIPTION)
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Webhooks go out from API processes: they render the payload as the API does.
+        sender = services.webhooks
+        task = asyncio.create_task(sender.run()) if sender is not None else None
+        try:
+            yield
+        finally:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    app = FastAPI(title="i2v", version=i2v.__version__, description=DESCRIPTION, lifespan=lifespan)
     keys = KeyRing(services.settings.api_keys, services.store)
     owner, base_url = owner_dependency(keys), base_url_getter(services.settings)
     app.include_router(media.router(services, owner, base_url))

@@ -18,6 +18,7 @@ from i2v.api import deps, submission
 from i2v.api.deps import with_body
 from i2v.api.schemas import runcomfy_body
 from i2v.api.services import Services
+from i2v.api.webhooks import RUNCOMFY
 from i2v.domain.catalog import Route
 from i2v.store.records import CancelKind
 
@@ -87,6 +88,10 @@ def _submit_endpoint(services: Services, route: Route, views: Any, owner_depende
         body: BaseModel, request: Request, owner: str = Depends(owner_dependency)
     ) -> dict[str, Any]:
         fields = body.model_dump()
+        v = views(request)
+        webhook, webhook_options = submission.webhook_options(
+            request.query_params.get("webhook"), RUNCOMFY, v.base_url
+        )
         sub = submission.Submission(
             prompt=fields["prompt"],
             image=fields["image_urls"][0],
@@ -99,8 +104,10 @@ def _submit_endpoint(services: Services, route: Route, views: Any, owner_depende
             camera_fixed=fields.get("camera_fixed", False),
             last_image=fields.get("last_image"),
             engine_inputs=submission.engine_inputs(fields),
+            options=webhook_options,
+            webhook=webhook,
         )
         p = await submission.accept(services, owner, route, sub)
-        return {"request_id": p.id, **views(request).runcomfy_links(p)}
+        return {"request_id": p.id, **v.runcomfy_links(p)}
 
     return submit

@@ -25,7 +25,7 @@ from i2v.domain.request import SEED_MAX
 from i2v.domain.status import Status
 from i2v.engines import registry
 from i2v.intake.image import RUNCOMFY_RULES, IntakeImage, decode_image
-from i2v.intake.source import parse_inline
+from i2v.intake.source import parse_inline, require_http_url
 
 EXTENSIONS = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp"}
 ENGINE_INPUTS = ("negative_prompt", "num_inference_steps", "guidance_scale")
@@ -47,11 +47,23 @@ class Submission:
     last_image: str | None = None
     engine_inputs: dict[str, Any] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)  # platform flags (base64 output...)
+    webhook: str | None = None  # checked with `webhook_url`
 
 
 def engine_inputs(fields: dict[str, Any]) -> dict[str, Any]:
     """The engine knobs a request set (the body models only allow declared ones)."""
     return {k: fields[k] for k in ENGINE_INPUTS if fields.get(k) is not None}
+
+
+def webhook_options(
+    value: str | None, fmt: str, base_url: str
+) -> tuple[str | None, dict[str, Any]]:
+    """The `?webhook=` query value, checked, and the options its payload is rendered with:
+    the dialect and the base URL this client reached us at (outputs are links on it)."""
+    if value is None:
+        return None, {}
+    url = require_http_url(value, "webhook")
+    return url, {"webhook_format": fmt, "base_url": base_url}
 
 
 def unknown_model(catalog: Catalog, path: str) -> UnknownModel:
@@ -107,6 +119,7 @@ async def accept(services: Services, owner: str, route: Route, sub: Submission) 
         created_at=datetime.now(UTC),
         max_attempts=services.settings.max_attempts,
         options=sub.options,
+        webhook=sub.webhook,
     )
 
     def write() -> Prediction:

@@ -22,6 +22,7 @@ from i2v.api.deps import read, with_body
 from i2v.api.schemas import DeleteBody, HistoryBody, runcomfy_body, wavespeed_body
 from i2v.api.services import Services
 from i2v.api.views import Views
+from i2v.api.webhooks import WAVESPEED
 from i2v.domain.catalog import Route
 from i2v.domain.errors import InputError
 from i2v.domain.prediction import Prediction, attempt_output_key
@@ -74,6 +75,10 @@ def router(services: Services, owner_dependency: Any, base_url: Any) -> APIRoute
 
         return envelope(await run_in_threadpool(page))
 
+    @r.get("/webhook/secret", summary="The secret your webhooks are signed with")
+    async def webhook_secret(owner: str = Depends(owner_dependency)) -> dict[str, Any]:
+        return envelope({"secret": services.webhook_secrets.secret_for(owner)})
+
     @r.post("/predictions/delete", summary="Delete finished predictions and their media")
     async def delete(body: DeleteBody, owner: str = Depends(owner_dependency)) -> dict[str, Any]:
         def run() -> int:
@@ -120,11 +125,17 @@ def _submit_endpoint(services: Services, route: Route, views: Any, owner_depende
     async def submit(
         body: BaseModel, request: Request, owner: str = Depends(owner_dependency)
     ) -> dict[str, Any]:
-        if request.query_params.get("webhook"):
-            raise InputError(
-                "webhooks are not available on this server yet; poll urls.get", field="webhook"
-            )
         fields = body.model_dump()
+        v = views(request)
+        webhook, webhook_options = submission.webhook_options(
+            request.query_params.get("webhook"), WAVESPEED, v.base_url
+        )
+        if webhook is not None and fields["enable_base64_output"]:
+            raise InputError(
+                "webhook callback does not support base64 output; drop one of the two",
+                field="webhook",
+                value=webhook,
+            )
         frames = route.frames_for_duration(fields["duration"])
         assert frames is not None  # the body model only allows the route's durations
         sub = submission.Submission(
@@ -139,10 +150,10 @@ def _submit_endpoint(services: Services, route: Route, views: Any, owner_depende
             camera_fixed=fields.get("camera_fixed", False),
             last_image=fields.get("last_image"),
             engine_inputs=submission.engine_inputs(fields),
-            options={k: fields[k] for k in PLATFORM_FLAGS},
+            options={**{k: fields[k] for k in PLATFORM_FLAGS}, **webhook_options},
+            webhook=webhook,
         )
         p = await submission.accept(services, owner, route, sub)
-        v = views(request)
         if not fields["enable_sync_mode"]:
             return envelope(v.wavespeed(p))
         p = await _wait(services, p, settings.sync_timeout_seconds)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from i2v.api.auth import hash_key, new_key
 from i2v.api.services import Services
+from i2v.api.webhooks import RetryPolicy, WebhookSecrets, WebhookSender, dialect_payload
 from i2v.domain.catalog import Catalog, CatalogError, read_catalog
 from i2v.domain.errors import I2VError
 from i2v.domain.settings import Settings
@@ -45,17 +46,36 @@ def build_services(settings: Settings, store: Store) -> Services:
         if settings.url_secret
         else load_or_create_secret(settings.data_dir / "url-secret")
     )
+    storage = build_storage(settings)
+    signer = UrlSigner(secret, ttl_seconds=settings.url_ttl_seconds)
+    fetcher = Fetcher(
+        timeout_s=settings.fetch_timeout_seconds,
+        max_bytes=settings.fetch_max_bytes,
+        allow=settings.allow_fetch,
+    )
+    secrets = WebhookSecrets(secret)
+    sender = WebhookSender(
+        store.outbox,
+        fetcher,
+        secrets,
+        dialect_payload(signer, storage),
+        policy=RetryPolicy(
+            attempts=settings.webhook_attempts,
+            first_wait_s=settings.webhook_retry_seconds,
+            max_wait_s=settings.webhook_retry_max_seconds,
+        ),
+        timeout_s=settings.webhook_timeout_seconds,
+        poll_s=settings.webhook_poll_seconds,
+    )
     return Services(
         settings=settings,
         store=store,
-        storage=build_storage(settings),
-        signer=UrlSigner(secret, ttl_seconds=settings.url_ttl_seconds),
+        storage=storage,
+        signer=signer,
         catalog=load_catalog(settings.catalog),
-        fetcher=Fetcher(
-            timeout_s=settings.fetch_timeout_seconds,
-            max_bytes=settings.fetch_max_bytes,
-            allow=settings.allow_fetch,
-        ),
+        fetcher=fetcher,
+        webhook_secrets=secrets,
+        webhooks=sender,
     )
 
 

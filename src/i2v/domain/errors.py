@@ -58,6 +58,10 @@ class FetchError(InputError):
     """A URL given as input could not be fetched (SSRF guard, size, time, HTTP status)."""
 
 
+class AddressRefused(FetchError):
+    """The URL's host is one the SSRF guard will not connect to (private, metadata, port)."""
+
+
 class PayloadTooLarge(InputError):
     """A request body or an upload is over its byte cap."""
 

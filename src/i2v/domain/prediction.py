@@ -39,7 +39,8 @@ class Prediction:
     inference_ms: int | None = None
     cancel_requested: bool = False
     nsfw: list[bool] = field(default_factory=list)
-    options: dict[str, Any] = field(default_factory=dict)  # platform flags: base64, webhook...
+    options: dict[str, Any] = field(default_factory=dict)  # platform flags: base64, sync...
+    webhook: str | None = None  # URL told of the outcome once the prediction has finished
 
     @property
     def is_terminal(self) -> bool:

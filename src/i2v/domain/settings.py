@@ -20,6 +20,11 @@ MAX_BODY_BYTES = 32 * 1024 * 1024  # JSON bodies (base64 images fit: 4.7 MB -> 6
 MAX_UPLOAD_BYTES = 64 * 1024 * 1024
 FETCH_TIMEOUT_SECONDS = 20.0  # whole-request deadline for URLs fetched on a user's behalf
 FETCH_MAX_BYTES = 16 * 1024 * 1024
+WEBHOOK_TIMEOUT_SECONDS = 10.0  # a receiver must answer within this (RunComfy's figure)
+WEBHOOK_ATTEMPTS = 10  # retries back off 4x from webhook_retry_seconds: ~1 day in all
+WEBHOOK_RETRY_SECONDS = 5.0
+WEBHOOK_RETRY_MAX_SECONDS = 6 * 3600.0
+WEBHOOK_POLL_SECONDS = 0.5  # how often an API process looks for deliveries owed
 
 
 class Settings(BaseSettings):
@@ -50,6 +55,11 @@ class Settings(BaseSettings):
     # Secret for signing media URLs; empty: generated once and kept in data_dir.
     url_secret: str = ""
     url_ttl_seconds: int = 0  # 0: signed media URLs never expire
+    webhook_timeout_seconds: float = WEBHOOK_TIMEOUT_SECONDS
+    webhook_attempts: int = WEBHOOK_ATTEMPTS
+    webhook_retry_seconds: float = WEBHOOK_RETRY_SECONDS
+    webhook_retry_max_seconds: float = WEBHOOK_RETRY_MAX_SECONDS
+    webhook_poll_seconds: float = WEBHOOK_POLL_SECONDS
 
     @field_validator("api_keys", "allow_fetch", mode="before")
     @classmethod

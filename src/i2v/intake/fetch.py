@@ -20,9 +20,9 @@ from urllib.parse import urljoin
 import httpcore
 import httpx
 
-from i2v.domain.errors import FetchError, InputError
+from i2v.domain.errors import AddressRefused, FetchError, InputError
 from i2v.intake.address import Allowlist, IPAddress, problem, unwrap
-from i2v.intake.source import require_url
+from i2v.intake.source import require_http_url, require_url
 
 MAX_REDIRECTS = 5
 # Ports a public host may be fetched on; other ports are how internal services get probed.
@@ -33,6 +33,11 @@ _USER_AGENT = "i2v-fetch/1 (+image-to-video input fetcher)"
 
 class _Refused(Exception):
     """Raised inside the network backend; `Fetcher.fetch` turns it into a FetchError."""
+
+
+class _Forbidden(_Refused):
+    """The guard's own refusal (address or port), as opposed to a host that did not resolve:
+    asking again will not help."""
 
 
 class _GuardedBackend(httpcore.AsyncNetworkBackend):
@@ -93,10 +98,10 @@ class _GuardedBackend(httpcore.AsyncNetworkBackend):
                 if inner != address:
                     shown += f" ({inner})"
                 where = f"is {shown}" if literal is not None else f"resolves to {shown}"
-                raise _Refused(f"URL host '{bare}' {where}, which is {reason}")
+                raise _Forbidden(f"URL host '{bare}' {where}, which is {reason}")
         if not trusted and port not in self._ports:
             allowed = ", ".join(str(p) for p in sorted(self._ports))
-            raise _Refused(f"URL port {port} is not allowed; use one of {allowed}")
+            raise _Forbidden(f"URL port {port} is not allowed; use one of {allowed}")
         return answers
 
     async def connect_unix_socket(
@@ -105,7 +110,7 @@ class _GuardedBackend(httpcore.AsyncNetworkBackend):
         timeout: float | None = None,
         socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
     ) -> httpcore.AsyncNetworkStream:
-        raise _Refused("URL fetching never connects to unix sockets")
+        raise _Forbidden("URL fetching never connects to unix sockets")
 
     async def sleep(self, seconds: float) -> None:
         await self._inner.sleep(seconds)
@@ -125,7 +130,8 @@ class _GuardedTransport(httpx.AsyncHTTPTransport):
 
 
 class Fetcher:
-    """Fetches image URLs for intake. One per process; safe to share between requests.
+    """Fetches image URLs for intake and posts webhooks: every request to a URL a user
+    named goes through the guard. One per process; safe to share between requests.
 
     `allow` lists hosts (exact names) or networks (`10.0.0.0/8`, `127.0.0.1`) that an operator
     trusts; they skip the public-address rule and the port rule (`ports`, for public hosts).
@@ -165,6 +171,8 @@ class Fetcher:
                 field=field,
                 value=url,
             ) from None
+        except _Forbidden as exc:
+            raise AddressRefused(str(exc), field=field, value=url) from None
         except _Refused as exc:
             raise FetchError(str(exc), field=field, value=url) from None
         except InputError as exc:
@@ -175,6 +183,26 @@ class Fetcher:
             raise FetchError(
                 f"could not fetch the URL ({_describe(exc)})", field=field, value=url
             ) from None
+
+    async def post(
+        self, url: str, body: bytes, *, headers: dict[str, str], timeout_s: float
+    ) -> httpx.Response:
+        """POST `body` to a user-named `url` (a webhook) through the same guard: the response
+        (body unread beyond the first bytes), or `FetchError` if refused or unreachable.
+        Redirects are not followed; a receiver that moved answers 3xx and that is a failure."""
+        try:
+            async with asyncio.timeout(timeout_s):
+                target = require_http_url(url, "webhook")
+                merged = {"Accept": "*/*", **headers}
+                return await self._client.post(target, content=body, headers=merged)
+        except TimeoutError:
+            raise FetchError(f"no answer within {timeout_s:g} s", field="webhook") from None
+        except _Forbidden as exc:
+            raise AddressRefused(str(exc), field="webhook", value=url) from None
+        except _Refused as exc:
+            raise FetchError(str(exc), field="webhook", value=url) from None
+        except (httpx.HTTPError, httpx.InvalidURL, OSError, ValueError) as exc:
+            raise FetchError(f"could not connect ({_describe(exc)})", field="webhook") from None
 
     async def aclose(self) -> None:
         await self._client.aclose()

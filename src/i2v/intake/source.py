@@ -71,11 +71,26 @@ def _strict_b64decode(text: str) -> bytes | None:
 
 def require_url(value: str, field: str) -> str:
     """`value` when it is an absolute http(s) URL with a host; otherwise `InputError`."""
+    return _require_url(value, field, "an absolute http(s) URL, a data: URI or base64")
+
+
+def require_http_url(value: str, field: str, *, max_length: int = 2048) -> str:
+    """The same rule for a field that only takes a URL (a webhook), with a length cap."""
+    if len(value) > max_length:
+        raise InputError(
+            f"must be at most {max_length} characters, got {len(value)}",
+            field=field,
+            value=_preview(value),
+        )
+    return _require_url(value, field, "an absolute http(s) URL")
+
+
+def _require_url(value: str, field: str, accepted: str) -> str:
     url = value.strip()
     problem = _url_problem(url)
     if problem:
         raise InputError(
-            f"must be an absolute http(s) URL, a data: URI or base64, got {_preview(value)!r}"
+            f"must be {accepted}, got {_preview(value)!r}"
             + (f" ({problem})" if problem != "scheme" else ""),
             field=field,
             value=value,

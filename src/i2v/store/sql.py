@@ -36,9 +36,10 @@ from i2v.domain.status import (
 )
 from i2v.store import database, migrate
 from i2v.store.lookup import Lookup
+from i2v.store.outbox import Outbox
 from i2v.store.records import CancelKind, CancelOutcome, KeyRecord
 from i2v.store.rows import prediction_values, to_key, to_prediction
-from i2v.store.tables import UtcDateTime, api_keys, predictions
+from i2v.store.tables import api_keys, at, predictions
 from i2v.store.wakeups import Wakeups
 
 Clock = Callable[[], datetime]
@@ -97,10 +98,6 @@ def _sources(transition: Transition, *only: Status) -> sa.ColumnElement[bool]:
     return _t.c.status.in_(sorted(s.value for s in allowed))
 
 
-def _at(moment: datetime) -> sa.BindParameter[datetime]:
-    return sa.literal(moment, UtcDateTime())
-
-
 class Store:
     """Predictions and API keys. Every method is one short transaction; thread-safe."""
 
@@ -117,6 +114,7 @@ class Store:
         self._get_placed = Lookup(_GET_PLACED, self._reader.dialect)
         self._clock = clock
         self._wake = Wakeups()
+        self.outbox = Outbox(self._write, clock)
 
     @classmethod
     def open(cls, url: str, *, clock: Clock = utcnow) -> Store:
@@ -252,7 +250,7 @@ class Store:
         now = self._clock()
         rescuable = sa.and_(
             _sources(REQUEUE),
-            _t.c.lease_until < _at(now),
+            _t.c.lease_until < at(now),
             _t.c.attempt < _t.c.max_attempts,
             sa.not_(_t.c.cancel_requested),
         )
@@ -270,7 +268,7 @@ class Store:
                 attempt=_t.c.attempt + 1,
                 lease_owner=worker_id,
                 lease_until=now + timedelta(seconds=lease_seconds),
-                started_at=sa.func.coalesce(_t.c.started_at, _at(now)),
+                started_at=sa.func.coalesce(_t.c.started_at, at(now)),
                 progress=0.0,
                 progress_message="",
                 updated_at=now,
@@ -296,7 +294,7 @@ class Store:
         return len(swept)
 
     def _sweep(self, conn: sa.Connection, now: datetime) -> builtins.list[str]:
-        expired = sa.and_(_t.c.status == Status.RUNNING.value, _t.c.lease_until < _at(now))
+        expired = sa.and_(_t.c.status == Status.RUNNING.value, _t.c.lease_until < at(now))
 
         def rows(*where: sa.ColumnElement[bool]) -> sa.ColumnElement[bool]:
             # PostgreSQL: rows another sweeper holds are skipped, so sweepers never deadlock.

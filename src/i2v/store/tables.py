@@ -41,6 +41,11 @@ class UtcDateTime(sa.TypeDecorator[datetime]):
         return value.astimezone(UTC)
 
 
+def at(moment: datetime) -> sa.BindParameter[datetime]:
+    """`moment` as a bound value stored the way UtcDateTime columns store it."""
+    return sa.literal(moment, UtcDateTime())
+
+
 def json_type() -> sa.types.TypeEngine[Any]:
     return sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 
@@ -52,6 +57,9 @@ def seq_type() -> sa.types.TypeEngine[int]:
 
 
 metadata = sa.MetaData()
+
+# Rows that may owe a webhook; the partial index keeps the outbox scan off everything else.
+WEBHOOK_OWED = "webhook IS NOT NULL AND webhook_done_at IS NULL"
 
 predictions = sa.Table(
     "predictions",
@@ -81,8 +89,21 @@ predictions = sa.Table(
     sa.Column("inference_ms", sa.Integer(), nullable=True),
     sa.Column("cancel_requested", sa.Boolean(), nullable=False),
     sa.Column("nsfw", json_type(), nullable=False),
+    # The row is also the webhook outbox: a finished row with a webhook and no
+    # webhook_done_at is a delivery owed, written in the same statement that finished it.
+    sa.Column("webhook", sa.String(2048), nullable=True),
+    sa.Column("webhook_attempts", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("webhook_next_at", UtcDateTime(), nullable=True),  # not before; a lease when sending
+    sa.Column("webhook_done_at", UtcDateTime(), nullable=True),  # delivered, or given up
+    sa.Column("webhook_error", sa.Text(), nullable=False, server_default=""),
     sa.Index("ix_predictions_status_seq", "status", "seq"),
     sa.Index("ix_predictions_owner_created", "owner", "created_at"),
+    sa.Index(
+        "ix_predictions_webhook_owed",
+        "webhook_next_at",
+        sqlite_where=sa.text(WEBHOOK_OWED),
+        postgresql_where=sa.text(WEBHOOK_OWED),
+    ),
     sqlite_autoincrement=True,
 )
 
