@@ -10,16 +10,17 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from i2v.api import deps, submission
+from i2v.api import deps, events, submission
 from i2v.api.deps import with_body
 from i2v.api.schemas import runcomfy_body
 from i2v.api.services import Services
 from i2v.api.webhooks import RUNCOMFY
 from i2v.domain.catalog import Route
+from i2v.domain.prediction import Prediction
 from i2v.store.records import CancelKind
 
 
@@ -40,6 +41,25 @@ def router(services: Services, owner_dependency: Any, base_url: Any) -> APIRoute
             return views(request).runcomfy_status(p, position)
 
         return await deps.read(store, read_status)
+
+    @r.get(
+        "/requests/{request_id}/events",
+        summary="Status changes as server-sent events, ending with the result",
+        description=events.DESCRIPTION,
+        response_class=StreamingResponse,
+    )
+    async def request_events(
+        request_id: str, request: Request, owner: str = Depends(owner_dependency)
+    ) -> StreamingResponse:
+        v = views(request)
+
+        async def progress(p: Prediction, place: int | None) -> dict[str, Any]:
+            return v.runcomfy_status(p, place)
+
+        async def outcome(p: Prediction) -> dict[str, Any]:
+            return v.runcomfy_result(p)
+
+        return await events.stream(store, request_id, owner, progress, outcome)
 
     @r.get("/requests/{request_id}/result", summary="A request's output, or its current state")
     async def result(

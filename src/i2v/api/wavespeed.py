@@ -14,10 +14,11 @@ from typing import Any
 
 import anyio
 from fastapi import APIRouter, Depends, Request
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from i2v.api import deps, submission
+from i2v.api import deps, events, submission
 from i2v.api.deps import read, with_body
 from i2v.api.schemas import DeleteBody, HistoryBody, runcomfy_body, wavespeed_body
 from i2v.api.services import Services
@@ -49,6 +50,25 @@ def router(services: Services, owner_dependency: Any, base_url: Any) -> APIRoute
     ) -> dict[str, Any]:
         p = await read(store, lambda: store.get(prediction_id, owner=owner))
         return envelope(await render(views(request), p))
+
+    @r.get(
+        "/predictions/{prediction_id}/events",
+        summary="Progress as server-sent events, ending with the outcome",
+        description=events.DESCRIPTION,
+        response_class=StreamingResponse,
+    )
+    async def prediction_events(
+        prediction_id: str, request: Request, owner: str = Depends(owner_dependency)
+    ) -> StreamingResponse:
+        v = views(request)
+
+        async def progress(p: Prediction, place: int | None) -> dict[str, Any]:
+            data = v.wavespeed(p)
+            if place is not None:
+                data["queue_position"] = place  # beyond WaveSpeed, as RunComfy shows it
+            return data
+
+        return await events.stream(store, prediction_id, owner, progress, lambda p: render(v, p))
 
     @r.get("/predictions/{prediction_id}", summary="A prediction, with its input")
     async def get(
