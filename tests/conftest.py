@@ -8,6 +8,7 @@ import pytest
 
 from photos import photo_bytes
 from postgres import postgres_cluster
+from s3server import S3Server, s3_cluster
 
 
 @pytest.fixture
@@ -20,3 +21,9 @@ def postgres_server() -> Iterator[str | None]:
     """URL template (`{database}`) of a throwaway PostgreSQL cluster, or None where none
     can be started (no initdb/pg_ctl or psycopg)."""
     yield from postgres_cluster()
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    """A throwaway S3-compatible server (SeaweedFS) on loopback, for the whole session."""
+    yield from s3_cluster()

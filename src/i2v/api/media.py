@@ -16,12 +16,14 @@ from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
 from fastapi import APIRouter, Depends, Request, Response, UploadFile
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from i2v.api.ranges import Unsatisfiable, byte_range
 from i2v.api.schemas import UploadTicketBody
 from i2v.api.services import Services
 from i2v.domain.errors import NotFound, PayloadTooLarge
+from i2v.storage.base import Storage
 from i2v.storage.signing import UrlSigner
 
 MEDIA_PREFIX = "/media/"
@@ -43,6 +45,25 @@ SAFE_HEADERS = {
     "Cache-Control": "private, max-age=3600",
 }
 _PUT = "PUT "
+
+
+async def _remote(storage: Storage, key: str, request: Request) -> Response:
+    """An object from remote storage, streamed through, honouring a single byte range."""
+    size = await run_in_threadpool(storage.size, key)
+    headers = {**SAFE_HEADERS, "Accept-Ranges": "bytes"}
+    try:
+        span = byte_range(request.headers.get("range"), size)
+    except Unsatisfiable:
+        return Response(status_code=416, headers={**headers, "Content-Range": f"bytes */{size}"})
+    start, end = span or (0, size)
+    headers["Content-Length"] = str(end - start)
+    if span is not None:
+        headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
+    status = 206 if span is not None else 200
+    if request.method == "HEAD":
+        return Response(status_code=status, headers=headers, media_type=media_type(key))
+    chunks = await run_in_threadpool(storage.read, key, start, end)
+    return StreamingResponse(chunks, status, headers=headers, media_type=media_type(key))
 
 
 def url(base_url: str, signer: UrlSigner, key: str) -> str:
@@ -94,8 +115,7 @@ def router(services: Services, owner_dependency: Any, base_url: Any) -> APIRoute
         path = await run_in_threadpool(storage.local_path, key)
         if path is not None and path.is_file():
             return FileResponse(path, media_type=media_type(key), headers=SAFE_HEADERS)
-        data = await run_in_threadpool(storage.get_bytes, key)
-        return Response(data, media_type=media_type(key), headers=SAFE_HEADERS)
+        return await _remote(storage, key, request)
 
     @r.put(
         MEDIA_PREFIX + "{key:path}",

@@ -14,6 +14,7 @@ from i2v.engines import registry
 from i2v.intake.fetch import Fetcher
 from i2v.storage.base import Storage
 from i2v.storage.local import LocalStorage
+from i2v.storage.s3 import S3Location, S3Storage
 from i2v.storage.signing import UrlSigner, load_or_create_secret
 from i2v.store.sql import Store
 from i2v.worker.loop import Worker, WorkerConfig
@@ -79,8 +80,17 @@ def build_services(settings: Settings, store: Store) -> Services:
     )
 
 
-def build_storage(settings: Settings) -> LocalStorage:
-    return LocalStorage(settings.resolved_media_dir)
+def build_storage(settings: Settings) -> Storage:
+    if not settings.storage_url:
+        return LocalStorage(settings.resolved_media_dir)
+    location = S3Location.parse(
+        settings.storage_url,
+        endpoint=settings.s3_endpoint,
+        region=settings.s3_region,
+        access_key_id=settings.s3_access_key_id,
+        secret_access_key=settings.s3_secret_access_key,
+    )
+    return S3Storage(location)
 
 
 def build_worker(

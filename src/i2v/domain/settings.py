@@ -39,6 +39,13 @@ class Settings(BaseSettings):
     api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
     database_url: str = ""  # empty: sqlite file in data_dir
     media_dir: Path | None = None  # empty: data_dir/media
+    # Object storage: empty for the local media folder, or s3://bucket[/prefix] so that
+    # workers on other machines share inputs and outputs with the API.
+    storage_url: str = ""
+    s3_endpoint: str = ""  # empty: AWS; else e.g. http://127.0.0.1:8333 (SeaweedFS, MinIO)
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str = ""  # empty: the S3 client's own environment (AWS_*, roles)
+    s3_secret_access_key: str = ""
     catalog: Path | None = None  # empty: the built-in catalog
     workers: int = 1  # in-process workers started by `i2v serve`
     lease_seconds: float = LEASE_SECONDS

@@ -1,7 +1,8 @@
-"""What object storage offers: whole-object put/get by key (local folder now, S3-ready)."""
+"""What object storage offers: put/get by key, in a local folder or an S3 bucket."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
 
@@ -24,6 +25,11 @@ class Storage(Protocol):
         ...
 
     def get_bytes(self, key: str) -> bytes: ...
+
+    def read(self, key: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+        """Bytes `start` up to `end` (exclusive; None: the end) in chunks, for streaming a
+        range to a client. `NotFound` (at the call) for a missing object."""
+        ...
 
     def exists(self, key: str) -> bool: ...
 

