@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q $(TORCH)
-	$(BIN)/python -m pip install -q -e '.[dev,diffusers]'
+	$(BIN)/python -m pip install -q -e '.[dev,diffusers,s3,safety]'
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -106,7 +106,11 @@ def wavespeed_body(route: Route) -> type[BaseModel]:
         ),
         enable_safety_checker=(
             bool,
-            Field(True, description="Accepted for compatibility; no safety checker runs yet."),
+            Field(
+                True,
+                description="Check the video for explicit content; the result is in "
+                "has_nsfw_contents (the video is returned either way).",
+            ),
         ),
         **_optional_inputs(route),
     )

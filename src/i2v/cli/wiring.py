@@ -12,6 +12,7 @@ from i2v.domain.errors import I2VError
 from i2v.domain.settings import Settings
 from i2v.engines import registry
 from i2v.intake.fetch import Fetcher
+from i2v.safety import create_checker
 from i2v.storage.base import Storage
 from i2v.storage.local import LocalStorage
 from i2v.storage.s3 import S3Location, S3Storage
@@ -104,6 +105,7 @@ def build_worker(
         heartbeat_seconds=settings.heartbeat_seconds,
         poll_seconds=settings.poll_seconds,
         engines=engines,
+        safety=create_checker(settings.safety_checker, threshold=settings.safety_threshold),
     )
     return Worker(store, storage, registry.create, config)
 

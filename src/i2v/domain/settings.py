@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     # Secret for signing media URLs; empty: generated once and kept in data_dir.
     url_secret: str = ""
     url_ttl_seconds: int = 0  # 0: signed media URLs never expire
+    # Output safety check: "nudenet" (the `safety` extra), or "off" for the deployment.
+    safety_checker: str = "nudenet"
+    safety_threshold: float = 0.45  # NudeNet score from which an exposed part counts
     webhook_timeout_seconds: float = WEBHOOK_TIMEOUT_SECONDS
     webhook_attempts: int = WEBHOOK_ATTEMPTS
     webhook_retry_seconds: float = WEBHOOK_RETRY_SECONDS

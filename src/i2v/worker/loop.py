@@ -14,7 +14,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,8 @@ from i2v.domain.errors import Cancelled, EngineCrashed, I2VError, LeaseLost
 from i2v.domain.prediction import Prediction, attempt_output_key
 from i2v.domain.status import Status
 from i2v.engines.base import Engine
+from i2v.safety import SafetyChecker, frames_to_check
+from i2v.safety.checker import to_rgb
 from i2v.storage.base import Storage
 from i2v.store.sql import Store
 from i2v.video import encode
@@ -40,6 +42,7 @@ class WorkerConfig:
     heartbeat_seconds: float
     poll_seconds: float
     engines: frozenset[str] | None = None  # engine names this worker serves; None = all
+    safety: SafetyChecker | None = None  # None: outputs are never checked
 
 
 class Worker:
@@ -97,8 +100,8 @@ class Worker:
                 self.config.lease_seconds,
                 self.config.heartbeat_seconds,
             ) as lease:
-                key = self._render(job, lease)
-            self._succeed(job, key, int((time.monotonic() - started) * 1000))
+                key, nsfw = self._render(job, lease)
+            self._succeed(job, key, nsfw, int((time.monotonic() - started) * 1000))
         except Cancelled:
             try:
                 self.store.acknowledge_cancel(job.id, attempt=job.attempt, worker_id=self.worker_id)
@@ -117,7 +120,7 @@ class Worker:
             log.exception("%s crashed on %s", self.worker_id, job.id)
             self._fail(job, f"internal error: {type(exc).__name__}: {exc}")
 
-    def _succeed(self, job: Prediction, key: str, elapsed_ms: int) -> None:
+    def _succeed(self, job: Prediction, key: str, nsfw: bool, elapsed_ms: int) -> None:
         try:
             done = self.store.succeed(
                 job.id,
@@ -125,7 +128,7 @@ class Worker:
                 worker_id=self.worker_id,
                 output_key=key,
                 inference_ms=elapsed_ms,
-                nsfw=[False],
+                nsfw=[nsfw],
             )
         except LeaseLost:
             self.storage.delete(key)  # the attempt that replaced us writes its own
@@ -143,15 +146,21 @@ class Worker:
 
     # -- steps -------------------------------------------------------------------
 
-    def _render(self, job: Prediction, lease: Lease) -> str:
+    def _render(self, job: Prediction, lease: Lease) -> tuple[str, bool]:
+        """Render, encode and store the video; its key, and whether it was flagged."""
         # 1. Rebuild the request from the stored, already validated inputs.
         request = build_request(job, self.storage)
-        # 2. Render and encode at once: the encoder pulls frames as they are made.
+        # 2. Render and encode at once: the encoder pulls frames as they are made, and the
+        #    safety checker keeps copies of the few it will look at.
         engine = self._engine(job)
+        checker = self.config.safety if job.options.get("enable_safety_checker", True) else None
+        kept: list[Any] = []
+        frames = engine.render(request, lease.report)
+        if checker is not None:
+            frames = _keeping(frames, frames_to_check(request.frames), kept)
         key = attempt_output_key(job.id, job.attempt)
         with tempfile.TemporaryDirectory(prefix="i2v-") as tmp:
             path = Path(tmp) / "video.mp4"
-            frames = engine.render(request, lease.report)
             encode(
                 frames,
                 path,
@@ -162,9 +171,13 @@ class Worker:
                 expected_frames=request.frames,
                 on_frame=lease.encoded,
             )
-            # 3. The object exists before the row says succeeded.
+            # 3. Check the kept frames (flagged outputs are kept and marked, as WaveSpeed does).
+            nsfw = checker is not None and any(
+                checker.is_explicit(to_rgb(frame, engine.pixel_format)) for frame in kept
+            )
+            # 4. The object exists before the row says succeeded.
             self.storage.put_file(key, path)
-        return key
+        return key, nsfw
 
     def _engine(self, job: Prediction) -> Engine:
         """Engines are kept warm per (engine, route options): loading weights is slow."""
@@ -191,6 +204,15 @@ class Worker:
         except Exception:
             # The store is unreachable: the lease expires and another attempt runs.
             log.exception("%s could not record the failure of %s", self.worker_id, job.id)
+
+
+def _keeping(frames: Iterable[Any], indices: frozenset[int], kept: list[Any]) -> Iterator[Any]:
+    """`frames` passed through, with copies of those at `indices` appended to `kept`
+    (copies: an engine may reuse its buffers for the next frame)."""
+    for i, frame in enumerate(frames):
+        if i in indices:
+            kept.append(frame.copy())
+        yield frame
 
 
 def _engine_key(job: Prediction) -> str:

@@ -1,0 +1,56 @@
+"""The safety checker: does a frame show explicit nudity? One verb, several implementations.
+
+The worker shows it a few frames spread over each video (the first, the last and evenly in
+between), as RGB, and flags the output if any is explicit. The default is NudeNet's
+detector (an ONNX model shipped inside its wheel: nothing to download); `off` turns the
+check off for the whole deployment, and requests can skip it (`enable_safety_checker`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import cv2
+import numpy as np
+
+from i2v.domain.request import PixelFormat
+
+SAMPLES = 8  # frames looked at per video: ~30 ms each for NudeNet on a CPU core
+CHECKERS = ("nudenet", "off", "flag-all")
+
+
+class SafetyChecker(Protocol):
+    def is_explicit(self, frame: np.ndarray) -> bool:
+        """Whether the RGB uint8 frame (height x width x 3) shows explicit content."""
+        ...
+
+
+def create_checker(name: str, *, threshold: float) -> SafetyChecker | None:
+    """The checker named in settings; None for `off`. NudeNet is imported here, so a
+    deployment that turns the check off does not need it installed."""
+    if name == "off":
+        return None
+    if name == "nudenet":
+        from i2v.safety.nudity import NudeNetChecker
+
+        return NudeNetChecker(threshold=threshold)
+    if name == "flag-all":
+        from i2v.safety.fake import FlagEverything
+
+        return FlagEverything()
+    raise ValueError(f"safety_checker: must be one of {', '.join(CHECKERS)}, got {name!r}")
+
+
+def frames_to_check(count: int, samples: int = SAMPLES) -> frozenset[int]:
+    """Indices of the frames to look at among `count`: first, last, evenly between."""
+    if count <= samples:
+        return frozenset(range(count))
+    step = (count - 1) / (samples - 1)
+    return frozenset(round(i * step) for i in range(samples))
+
+
+def to_rgb(frame: Any, pixel_format: PixelFormat) -> np.ndarray:
+    """An engine's frame as RGB, whichever layout it was handed to the encoder in."""
+    if pixel_format == "yuv420p":
+        return cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_YUV2RGB_I420)
+    return np.asarray(frame)
