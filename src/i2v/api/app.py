@@ -6,10 +6,12 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
 import i2v
@@ -56,8 +58,11 @@ def create_app(services: Services) -> FastAPI:
         return {"status": "ok", "queued": await run_in_threadpool(services.store.queue_length)}
 
     @app.get("/", include_in_schema=False)
-    async def root() -> RedirectResponse:
-        return RedirectResponse("/docs")
+    async def playground() -> FileResponse:
+        """The playground page: a client of the public API like any other, in the browser."""
+        return FileResponse(STATIC / "playground.html", headers=PAGE_HEADERS)
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     _declare_bearer_auth(app)
 
@@ -68,6 +73,14 @@ def create_app(services: Services) -> FastAPI:
     return app
 
 
+STATIC = Path(__file__).resolve().parent / "static"
+# The page runs only its own script and talks only to this server; videos may come from
+# the public URL's host.
+PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' blob: data:; "
+    "media-src 'self' http: https:; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+}
 API_PREFIXES = ("/api/", "/v1/")  # every route under these takes the owner dependency
 
 

@@ -72,7 +72,7 @@ def serve(
 
     base = settings.public_url or f"http://{settings.host}:{settings.port}"
     console.print(f"[bold]i2v[/bold] serving on {base}")
-    console.print(f"  API docs and playground: {base}/docs")
+    console.print(f"  playground: {base}/   API docs: {base}/docs")
     console.print(f"  data: {settings.data_dir.resolve()}  workers: {settings.workers}")
     if key:
         console.print(
