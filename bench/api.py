@@ -14,9 +14,10 @@ HTTP/1.1 connection sending its next request as soon as the last one answered):
     (decode and check the image, write the input file, insert the row), served by
     `i2v serve --workers 0` so that nothing else competes for the CPU.
 
-Then the dispatch latency: `i2v serve --workers 1` with a fake-engine route; one submit
-at a time to an idle worker, waiting for each job to finish before the next. Dispatch is
-`started_at - created_at` of each row, read from the SQLite database afterwards.
+Then the dispatch latency: a fake-engine route; one submit at a time to an idle worker,
+waiting for each job to finish before the next, with the worker in the server process,
+in an `i2v worker` process on SQLite, and in one on PostgreSQL (LISTEN/NOTIFY). Dispatch
+is `started_at - created_at` of each row, read from the database afterwards.
 
 The load generator is this process: raw asyncio streams, so it costs far less per
 request than the server it measures. Both share the machine, so read the numbers as
@@ -35,14 +36,14 @@ import os
 import platform
 import signal
 import socket
-import sqlite3
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,6 +66,11 @@ SUBMIT_P99_MS = 20.0  # (c) at 32 clients
 PACED_CLIENTS = 32
 PACED_RATE = 2.0  # requests per second per client
 DISPATCH_P50_MS = 25.0
+DISPATCH_SHAPES = (
+    "1 idle in-process worker, SQLite",
+    "1 idle `i2v worker` process, SQLite (it polls every 0.5 s)",
+    "1 idle `i2v worker` process, PostgreSQL (LISTEN/NOTIFY)",
+)
 
 
 # -- the baseline app -----------------------------------------------------------------------
@@ -143,7 +149,9 @@ class Process:
             self.proc.wait(timeout=10)
 
 
-def i2v_server(data_dir: Path, catalog: Path, workers: int) -> Process:
+def i2v_server(
+    data_dir: Path, catalog: Path, workers: int, env: dict[str, str] | None = None
+) -> Process:
     args = [
         sys.executable,
         "-m",
@@ -164,8 +172,24 @@ def i2v_server(data_dir: Path, catalog: Path, workers: int) -> Process:
         "--allow-fetch",
         HOST,
     ]
-    env = {**os.environ, "I2V_API_KEYS": API_KEY}
-    return Process(args, "/healthz", data_dir.parent / f"serve-{workers}.log", env)
+    full_env = {**os.environ, "I2V_API_KEYS": API_KEY, **(env or {})}
+    return Process(args, "/healthz", data_dir.parent / f"serve-{workers}.log", full_env)
+
+
+@contextmanager
+def worker_process(data_dir: Path, env: dict[str, str]) -> Iterator[None]:
+    """An `i2v worker` process (the scale-out shape), stopped with SIGTERM."""
+    args = [sys.executable, "-m", "i2v", "worker", "--data-dir", str(data_dir)]
+    with (data_dir.parent / "worker.log").open("ab") as log:
+        proc = subprocess.Popen(
+            args, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT
+        )
+    try:
+        time.sleep(2.0)  # imported, connected and waiting for work
+        yield
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
 
 
 def constant_server(work: Path) -> Process:
@@ -347,21 +371,63 @@ async def run_dispatch(port: int, submit: bytes, n: int) -> list[str]:
     return ids
 
 
-def dispatch_ms(db: Path, ids: list[str]) -> list[float]:
-    con = sqlite3.connect(db)
-    try:
-        marks = ",".join("?" * len(ids))
-        rows = con.execute(
-            f"SELECT created_at, started_at FROM predictions WHERE id IN ({marks})", ids
-        ).fetchall()
-    finally:
-        con.close()
-    # Naive UTC text on SQLite (see i2v.store.tables.UtcDateTime).
+def dispatch_ms(database_url: str, ids: list[str]) -> list[float]:
+    from i2v.store import Store
+
+    with Store.open(database_url) as store:
+        rows = [store.get(pid) for pid in ids]
     return [
-        (datetime.fromisoformat(started) - datetime.fromisoformat(created)).total_seconds() * 1000
-        for created, started in rows
-        if started is not None
+        (p.started_at - p.created_at).total_seconds() * 1000
+        for p in rows
+        if p.started_at is not None
     ]
+
+
+def measure_dispatch(
+    work: Path, catalog: Path, submit: bytes, n: int
+) -> tuple[dict[str, list[float]], Path, list[str]]:
+    """Dispatch in three shapes, in one run: an in-process worker (woken in-process), a
+    worker process on SQLite (it polls: nothing crosses processes), and a worker process
+    on PostgreSQL (LISTEN/NOTIFY). Returns the samples, and the first shape's data folder
+    and ids (its completed predictions serve the result GETs)."""
+    found: dict[str, list[float]] = {}
+    home = work / "data"
+    print(f"dispatch: {n} submits to an idle in-process worker", file=sys.stderr)
+    with i2v_server(home, catalog, workers=1) as server:
+        ids = asyncio.run(run_dispatch(server.port, submit, n))
+    found[DISPATCH_SHAPES[0]] = dispatch_ms(f"sqlite:///{home / 'i2v.db'}", ids)
+
+    split = work / "split-sqlite"
+    env = {"I2V_DATABASE_URL": f"sqlite:///{split / 'i2v.db'}", "I2V_MEDIA_DIR": str(split)}
+    print(f"dispatch: {n} submits to a worker process, SQLite", file=sys.stderr)
+    with i2v_server(split, catalog, workers=0, env=env) as server, worker_process(split, env):
+        found[DISPATCH_SHAPES[1]] = dispatch_ms(
+            env["I2V_DATABASE_URL"], asyncio.run(run_dispatch(server.port, submit, n))
+        )
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    from postgres import postgres_cluster, postgres_database
+
+    cluster = postgres_cluster()
+    template = next(cluster)
+    try:
+        if template is None:
+            print("dispatch: no PostgreSQL here (initdb); skipping that shape", file=sys.stderr)
+            return found, home, ids
+        with postgres_database(template) as url:
+            shared = work / "split-postgres"
+            env = {"I2V_DATABASE_URL": url, "I2V_MEDIA_DIR": str(shared)}
+            print(f"dispatch: {n} submits to a worker process, PostgreSQL", file=sys.stderr)
+            with (
+                i2v_server(shared, catalog, workers=0, env=env) as server,
+                worker_process(shared, env),
+            ):
+                found[DISPATCH_SHAPES[2]] = dispatch_ms(
+                    url, asyncio.run(run_dispatch(server.port, submit, n))
+                )
+    finally:
+        cluster.close()
+    return found, home, ids
 
 
 # -- the run --------------------------------------------------------------------------------
@@ -370,7 +436,7 @@ def dispatch_ms(db: Path, ids: list[str]) -> list[float]:
 @dataclass
 class Results:
     cells: list[Cell]
-    dispatch: list[float]
+    dispatch: dict[str, list[float]]  # by DISPATCH_SHAPES
     duration: float
     warmup: float
     rounds: int
@@ -390,15 +456,11 @@ def median_round(rounds: list[Cell]) -> Cell:
 def run(duration: float, warmup: float, rounds: int, dispatches: int, quick: bool) -> Results:
     with tempfile.TemporaryDirectory(prefix="i2v-bench-api-") as tmp:
         work = Path(tmp)
-        data_dir = work / "data"
         catalog = write_catalog(work / "catalog.toml")
         image = base64.b64encode(sample_jpeg()).decode("ascii")
         submit = json.dumps({"prompt": "a slow pan", "image": image, "seed": 1}).encode()
 
-        print(f"dispatch: {dispatches} submits to 1 idle worker (fake engine)", file=sys.stderr)
-        with i2v_server(data_dir, catalog, workers=1) as server:
-            ids = asyncio.run(run_dispatch(server.port, submit, dispatches))
-        dispatch = dispatch_ms(data_dir / "i2v.db", ids)
+        dispatch, data_dir, ids = measure_dispatch(work, catalog, submit, dispatches)
 
         # Both servers up at once (an idle uvicorn costs nothing) so that (a), (b) and (c)
         # at each concurrency are measured one right after the other, in every round: the
@@ -453,7 +515,7 @@ def machine() -> str:
 def verdicts(r: Results) -> list[tuple[str, bool, str]]:
     ratios = [r.cell("result", n).rps / r.cell("constant", n).rps for n in CLIENTS]
     submit_p99 = r.cell("submit_paced", PACED_CLIENTS).p99
-    dispatch_p50 = percentile(r.dispatch, 50)
+    dispatch_p50 = percentile(r.dispatch[DISPATCH_SHAPES[0]], 50)
     return [
         (
             f"(b) >= {RESULT_VS_CONSTANT:.0%} of (a)'s throughput",
@@ -487,13 +549,18 @@ def table(r: Results) -> str:
             f"| {LABELS[c.name]}{errors} | {c.clients} | {c.rps:,.0f} | {c.p50:.2f} | "
             f"{c.p99:.2f} | {share} | {c.cpu_us:,.0f} |"
         )
-    d = r.dispatch
     lines += [
         "",
-        "| Dispatch (submit to the worker's claim) | Samples | p50 ms | p99 ms | max ms |",
+        "| Dispatch (submit to the worker's claim), fake engine | Samples | p50 ms | p99 ms "
+        "| max ms |",
         "|---|---:|---:|---:|---:|",
-        f"| 1 idle in-process worker, fake engine | {len(d)} | {percentile(d, 50):.1f} | "
-        f"{percentile(d, 99):.1f} | {max(d):.1f} |",
+    ]
+    for shape, d in r.dispatch.items():
+        lines.append(
+            f"| {shape} | {len(d)} | {percentile(d, 50):.1f} | {percentile(d, 99):.1f} | "
+            f"{max(d):.1f} |"
+        )
+    lines += [
         "",
         "| Target | Met | Measured |",
         "|---|---|---|",
@@ -527,9 +594,10 @@ the full intake (decode and check the image, write the input file, insert the ro
 `i2v serve --workers 0`, so no worker competes for the CPU; the paced row sends the same
 submits on a fixed schedule ({PACED_CLIENTS} clients x {PACED_RATE:g} req/s) and counts
 latency from each request's scheduled time. The API key comes
-from `I2V_API_KEYS`. Dispatch: `i2v serve --workers 1` with a fake-engine route; one
-submit at a time to an idle worker, each job finished before the next; dispatch is
-`started_at - created_at` of each row, read from the SQLite database (`created_at` is
+from `I2V_API_KEYS`. Dispatch: a fake-engine route; one submit at a time to an idle
+worker, each job finished before the next, in three shapes: `i2v serve --workers 1`, and
+`i2v serve --workers 0` beside an `i2v worker` process on SQLite, then on a throwaway
+PostgreSQL cluster. Dispatch is `started_at - created_at` of each row (`created_at` is
 stamped after the image is decoded, before the input file and the row are written).
 
 {table(r)}

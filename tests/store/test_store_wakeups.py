@@ -1,10 +1,13 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+
+import pytest
 
 from i2v.domain.prediction import Prediction
 from i2v.store import Store
+from postgres import postgres_database
 
 Make = Callable[..., Prediction]
 LONG = 60.0  # a waiter that is not woken would hold the test this long
@@ -92,3 +95,54 @@ def test_waits_return_on_timeout(store: Store, make: Make) -> None:
     store.wait_for_work(0)
     store.wait_for_work(0.01)
     store.wait_for_change(p.id, 0.01)
+
+
+@pytest.fixture
+def pg_url(postgres_server: str | None) -> Iterator[str]:
+    if postgres_server is None:
+        pytest.skip("PostgreSQL not available here (needs initdb, pg_ctl and psycopg)")
+    with postgres_database(postgres_server) as url:
+        yield url
+
+
+def _listening(store: Store) -> int:
+    """Start `store`'s listener and return once it listens (it signals work on connecting)."""
+    token = store.work_token()
+    store.wait_for_work(LONG, token=token)
+    return store.work_token()
+
+
+def test_on_postgres_a_submit_in_another_process_wakes_the_worker(pg_url: str, make: Make) -> None:
+    with Store.open(pg_url) as api, Store.open(pg_url) as worker:
+        token = _listening(worker)
+        claimed: list[Prediction | None] = []
+
+        def wait_then_claim() -> None:
+            worker.wait_for_work(LONG, token=token)
+            claimed.append(worker.claim("w", lease_seconds=30))
+
+        thread = _in_thread(wait_then_claim)
+        p = api.submit(make())  # another Store, as another process: only NOTIFY connects them
+        thread.join(LONG / 2)
+        assert not thread.is_alive()
+        assert worker.work_token() != token  # woken, not timed out
+        assert claimed[0] is not None
+        assert claimed[0].id == p.id
+
+
+def test_on_postgres_a_finish_in_another_process_wakes_a_sync_waiter(
+    pg_url: str, make: Make
+) -> None:
+    with Store.open(pg_url) as api, Store.open(pg_url) as worker:
+        _listening(api)
+        p = api.submit(make())
+        assert worker.claim("w", lease_seconds=30) is not None
+        token = api.change_token(p.id)
+        thread = _in_thread(lambda: api.wait_for_change(p.id, LONG, token=token))
+        worker.succeed(
+            p.id, attempt=1, worker_id="w", output_key="outputs/x/1.mp4", inference_ms=1, nsfw=[]
+        )
+        thread.join(LONG / 2)
+        assert not thread.is_alive()
+        assert api.change_token(p.id) != token
+        assert api.get(p.id).status.is_terminal

@@ -35,6 +35,7 @@ from i2v.domain.status import (
     Transition,
 )
 from i2v.store import database, migrate
+from i2v.store.broadcast import Broadcast
 from i2v.store.lookup import Lookup
 from i2v.store.outbox import Outbox
 from i2v.store.records import CancelKind, CancelOutcome, KeyRecord
@@ -114,6 +115,9 @@ class Store:
         self._get_placed = Lookup(_GET_PLACED, self._reader.dialect)
         self._clock = clock
         self._wake = Wakeups()
+        # Other processes hear of our commits too on PostgreSQL (SQLite deployments are
+        # one process, or poll).
+        self._broadcast = None if database.is_sqlite(engine) else Broadcast(engine, self._wake)
         self.outbox = Outbox(self._write, clock)
 
     @classmethod
@@ -133,6 +137,8 @@ class Store:
         return store
 
     def close(self) -> None:
+        if self._broadcast is not None:
+            self._broadcast.close()
         self._engine.dispose()
         self._reader.dispose()
 
@@ -170,8 +176,8 @@ class Store:
                 conn.execute(_INSERT, values)
         except sa.exc.IntegrityError as exc:
             raise Conflict(f"id: a prediction with id {p.id!r} already exists") from exc
-        self._wake.notify_work()
-        self._wake.notify_change(p.id)
+        self._notify_work()
+        self._notify_change(p.id)
         return replace(
             p, status=Status.QUEUED, cancel_requested=False, lease_owner=None, lease_until=None
         )
@@ -279,7 +285,7 @@ class Store:
             swept = self._sweep(conn, now)
             row = conn.execute(update).first()
         claimed = to_prediction(row._mapping) if row is not None else None
-        self._wake.notify_change(*swept, *([claimed.id] if claimed else []))
+        self._notify_change(*swept, *([claimed.id] if claimed else []))
         return claimed
 
     def sweep(self) -> int:
@@ -290,7 +296,7 @@ class Store:
         """
         with self._write() as conn:
             swept = self._sweep(conn, self._clock())
-        self._wake.notify_change(*swept)
+        self._notify_change(*swept)
         return len(swept)
 
     def _sweep(self, conn: sa.Connection, now: datetime) -> builtins.list[str]:
@@ -379,7 +385,7 @@ class Store:
             row = conn.execute(update).first()
             if row is None:
                 raise self._lease_lost(conn, id, attempt, worker_id)
-        self._wake.notify_change(id)
+        self._notify_change(id)
         return to_prediction(row._mapping)
 
     def heartbeat(
@@ -412,7 +418,7 @@ class Store:
             cancel_requested = conn.execute(update).scalar_one_or_none()
             if cancel_requested is None:
                 raise self._lease_lost(conn, id, attempt, worker_id)
-        self._wake.notify_change(id)
+        self._notify_change(id)
         return bool(cancel_requested)
 
     def succeed(
@@ -486,8 +492,8 @@ class Store:
             with self._write() as conn:
                 row = conn.execute(requeue).first()
             if row is not None:
-                self._wake.notify_work()
-                self._wake.notify_change(id)
+                self._notify_work()
+                self._notify_change(id)
                 return to_prediction(row._mapping)
         values = {"error": error, "finished_at": now, "lease_until": None}
         return self._finish(FAIL, id, attempt, worker_id, values)
@@ -520,7 +526,7 @@ class Store:
         if row is None:
             raise NotFound(f"prediction {id!r} not found")
         if kind is not CancelKind.NOT_CANCELLABLE:
-            self._wake.notify_change(id)
+            self._notify_change(id)
         return CancelOutcome(kind, to_prediction(row._mapping))
 
     def delete(self, ids: Sequence[str], *, owner: str) -> builtins.list[Prediction]:
@@ -538,30 +544,46 @@ class Store:
             terminal = _t.c.status.in_(sorted(s.value for s in TERMINAL))
             rows = conn.execute(_t.delete().where(mine, terminal).returning(*_t.c)).all()
         deleted = [to_prediction(r._mapping) for r in rows]
-        self._wake.notify_change(*(p.id for p in deleted), *(r.id for r in requested))
+        self._notify_change(*(p.id for p in deleted), *(r.id for r in requested))
         order = {id: i for i, id in enumerate(ids)}
         return sorted(deleted, key=lambda p: order[p.id])
 
-    # -- wake-ups (this process only; across processes callers poll) ----------------------
+    # -- wake-ups (this process's commits; on PostgreSQL every process's, by NOTIFY) -------
+
+    def _notify_work(self) -> None:
+        self._wake.notify_work()
+        if self._broadcast is not None:
+            self._broadcast.work()
+
+    def _notify_change(self, *ids: str) -> None:
+        self._wake.notify_change(*ids)
+        if self._broadcast is not None and ids:
+            self._broadcast.change(*ids)
 
     def work_token(self) -> int:
         return self._wake.work_token()
 
     def wait_for_work(self, timeout: float, *, token: int | None = None) -> None:
-        """Block until a submit or requeue in this process, or `timeout` seconds.
+        """Block until a submit or requeue (in this process; on PostgreSQL in any), or
+        `timeout` seconds.
 
         Without `token`, any submit since this thread last returned from here counts, so a
         worker loop (claim, nothing, wait) cannot miss one made in between."""
+        if self._broadcast is not None:
+            self._broadcast.listen()
         self._wake.wait_for_work(timeout, token)
 
     def change_token(self, id: str) -> int:
         return self._wake.change_token(id)
 
     def wait_for_change(self, id: str, timeout: float, *, token: int | None = None) -> None:
-        """Block until prediction `id` changes in this process, or `timeout` seconds.
+        """Block until prediction `id` changes (in this process; on PostgreSQL in any), or
+        `timeout` seconds.
 
         Race-free pattern: `t = store.change_token(id)`, read the prediction, and if it is
         not done, `store.wait_for_change(id, timeout, token=t)`."""
+        if self._broadcast is not None:
+            self._broadcast.listen()
         self._wake.wait_for_change(id, timeout, token)
 
     # -- API keys ---------------------------------------------------------------------------
