@@ -112,6 +112,17 @@ class Server:
         )
 
 
+def wait_done(client: httpx.Client, pid: str, timeout: float = 60) -> dict[str, Any]:
+    """Poll a WaveSpeed prediction until it is terminal; its `data`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        data: dict[str, Any] = client.get(f"/api/v3/predictions/{pid}/result").json()["data"]
+        if data["status"] in ("completed", "failed", "cancelled"):
+            return data
+        time.sleep(0.05)
+    raise AssertionError(f"prediction {pid} did not finish within {timeout:g} s")
+
+
 def write_catalog(path: Path, routes: dict[str, dict[str, object]]) -> Path:
     lines = []
     for name, table in routes.items():

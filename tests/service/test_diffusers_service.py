@@ -17,7 +17,7 @@ import pytest
 
 from i2v.video import probe
 from photos import photo_bytes
-from server import Server, write_catalog
+from server import Server, wait_done, write_catalog
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "diffusers"))
 import tiny
@@ -59,16 +59,6 @@ def result(client: httpx.Client, pid: str) -> dict[str, Any]:
     return data
 
 
-def wait(client: httpx.Client, pid: str, timeout: float = 120) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        data = result(client, pid)
-        if data["status"] in ("completed", "failed", "cancelled"):
-            return data
-        time.sleep(0.05)
-    raise AssertionError(f"{pid} did not finish")
-
-
 def wait_running(client: httpx.Client, pid: str) -> list[float]:
     """Poll until the job reports denoising progress; returns what was seen."""
     seen: list[float] = []
@@ -88,7 +78,7 @@ def test_frames_size_fps_and_same_seed_same_video(server: Server, tmp_path: Path
         first, second = submit(client, seed=3), submit(client, seed=3)
         videos = []
         for pid in (first, second):
-            done = wait(client, pid)
+            done = wait_done(client, pid, timeout=120)
             assert done["status"] == "completed", done
             videos.append(httpx.get(done["outputs"][0]).content)
     path = tmp_path / "a.mp4"
@@ -117,8 +107,8 @@ def test_cancel_mid_run_then_the_engine_still_serves(server: Server) -> None:
         wait_running(client, pid)
         r = client.post(f"/v1/requests/{pid}/cancel")
         assert r.json()["outcome"] == "cancelled"
-        assert wait(client, pid, timeout=20)["status"] == "cancelled"
-        assert wait(client, submit(client))["status"] == "completed"
+        assert wait_done(client, pid, timeout=20)["status"] == "cancelled"
+        assert wait_done(client, submit(client), timeout=120)["status"] == "completed"
 
 
 def test_killed_engine_process_fails_its_job_and_is_replaced(server: Server) -> None:
@@ -131,7 +121,7 @@ def test_killed_engine_process_fails_its_job_and_is_replaced(server: Server) -> 
         assert engines, [c.cmdline() for c in children]
         for child in engines:
             child.send_signal(signal.SIGKILL)
-        done = wait(client, pid)
+        done = wait_done(client, pid, timeout=120)
         assert done["status"] == "failed"
         assert "engine process died" in done["error"]
-        assert wait(client, submit(client))["status"] == "completed"
+        assert wait_done(client, submit(client), timeout=120)["status"] == "completed"

@@ -6,29 +6,18 @@ from __future__ import annotations
 
 import base64
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 
 from photos import photo_bytes
-from postgres import postgres_database
 from server import FAKE_ROUTE, Server, fake_catalog
 
 
-@pytest.fixture
-def database(postgres_server: str | None) -> Iterator[str]:
-    if postgres_server is None:
-        pytest.skip("PostgreSQL not available here (needs initdb, pg_ctl and psycopg)")
-    with postgres_database(postgres_server) as url:
-        yield url
-
-
-def test_two_servers_share_postgres_and_survive_a_kill(tmp_path: Path, database: str) -> None:
+def test_two_servers_share_postgres_and_survive_a_kill(tmp_path: Path, postgres_url: str) -> None:
     catalog = fake_catalog(tmp_path / "catalog.toml", frame_delay=0.01)
     env = {
-        "I2V_DATABASE_URL": database,
+        "I2V_DATABASE_URL": postgres_url,
         "I2V_MEDIA_DIR": str(tmp_path / "media"),
         "I2V_URL_SECRET": "shared-secret-for-both-servers",
     }

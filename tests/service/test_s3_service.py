@@ -9,33 +9,21 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 
 from i2v.video import probe
 from photos import photo_bytes
-from postgres import postgres_database
 from s3server import ACCESS_KEY, SECRET_KEY, S3Server
-from server import FAKE_ROUTE, Server, fake_catalog
-
-
-@pytest.fixture
-def database(postgres_server: str | None) -> Iterator[str]:
-    if postgres_server is None:
-        pytest.skip("PostgreSQL not available here (needs initdb, pg_ctl and psycopg)")
-    with postgres_database(postgres_server) as url:
-        yield url
+from server import FAKE_ROUTE, Server, fake_catalog, wait_done
 
 
 def test_api_and_worker_share_only_postgres_and_a_bucket(
-    tmp_path: Path, database: str, s3_server: S3Server
+    tmp_path: Path, postgres_url: str, s3_server: S3Server
 ) -> None:
     env = {
-        "I2V_DATABASE_URL": database,
+        "I2V_DATABASE_URL": postgres_url,
         "I2V_STORAGE_URL": f"s3://{s3_server.new_bucket()}/i2v",
         "I2V_S3_ENDPOINT": s3_server.endpoint,
         "I2V_S3_ACCESS_KEY_ID": ACCESS_KEY,
@@ -61,14 +49,8 @@ def test_api_and_worker_share_only_postgres_and_a_bucket(
             image_url = upload.json()["data"]["download_url"]
             r = client.post(f"/api/v3/{FAKE_ROUTE}", json={"prompt": "p", "image": image_url})
             assert r.status_code == 200, r.text
-            pid = r.json()["data"]["id"]
-            deadline = time.monotonic() + 60
-            while (data := client.get(f"/api/v3/predictions/{pid}/result").json()["data"])[
-                "status"
-            ] != "completed":
-                assert data["status"] in ("created", "processing"), data
-                assert time.monotonic() < deadline, data
-                time.sleep(0.1)
+            data = wait_done(client, r.json()["data"]["id"])
+            assert data["status"] == "completed", data
 
         video_url = data["outputs"][0]
         whole = httpx.get(video_url)

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import base64
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,7 @@ from typing import Any
 import httpx
 
 from photos import photo_bytes
-from server import FAKE_ROUTE, Server, fake_catalog
+from server import FAKE_ROUTE, Server, fake_catalog, wait_done
 
 IMAGE = base64.b64encode(photo_bytes()).decode()
 
@@ -20,15 +19,9 @@ IMAGE = base64.b64encode(photo_bytes()).decode()
 def finished(client: httpx.Client, body: dict[str, Any]) -> dict[str, Any]:
     r = client.post(f"/api/v3/{FAKE_ROUTE}", json={"prompt": "p", "image": IMAGE, **body})
     assert r.status_code == 200, r.text
-    pid = r.json()["data"]["id"]
-    deadline = time.monotonic() + 60
-    while (data := client.get(f"/api/v3/predictions/{pid}/result").json()["data"])[
-        "status"
-    ] != "completed":
-        assert time.monotonic() < deadline, data
-        time.sleep(0.05)
-    result: dict[str, Any] = data
-    return result
+    data = wait_done(client, r.json()["data"]["id"])
+    assert data["status"] == "completed", data
+    return data
 
 
 def test_flags_reach_the_client_and_a_request_can_skip_the_check(

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import re
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ import wavespeed
 
 from i2v.video import probe
 from photos import photo_bytes
-from server import API_KEY, FAKE_ROUTE, OTHER_KEY, Server, fake_catalog
+from server import API_KEY, FAKE_ROUTE, OTHER_KEY, Server, fake_catalog, wait_done
 
 IMAGE = base64.b64encode(photo_bytes()).decode()
 
@@ -36,16 +35,6 @@ def run(client: httpx.Client, body: dict[str, Any], route: str = FAKE_ROUTE) -> 
     return data
 
 
-def wait(client: httpx.Client, pid: str) -> dict[str, Any]:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        data: dict[str, Any] = client.get(f"/api/v3/predictions/{pid}/result").json()["data"]
-        if data["status"] in ("completed", "failed", "cancelled"):
-            return data
-        time.sleep(0.05)
-    raise AssertionError(pid)
-
-
 def test_prediction_shape_and_owner_isolation(server: Server) -> None:
     with server.client() as client, server.client(OTHER_KEY) as other:
         created = run(client, {"seed": 5})
@@ -55,7 +44,7 @@ def test_prediction_shape_and_owner_isolation(server: Server) -> None:
             created["urls"]["get"] == f"{server.base_url}/api/v3/predictions/{created['id']}/result"
         )
         assert created["created_at"].endswith("Z")
-        done = wait(client, created["id"])
+        done = wait_done(client, created["id"])
         assert done["status"] == "completed"
         assert done["has_nsfw_contents"] == [False]
         assert done["error"] == ""
@@ -78,8 +67,8 @@ def test_prediction_shape_and_owner_isolation(server: Server) -> None:
 
 def test_seed_minus_one_is_recorded(server: Server) -> None:
     with server.client() as client:
-        a = wait(client, run(client, {"seed": -1})["id"])
-        b = wait(client, run(client, {"seed": -1})["id"])
+        a = wait_done(client, run(client, {"seed": -1})["id"])
+        b = wait_done(client, run(client, {"seed": -1})["id"])
     assert a["seed"] >= 0
     assert b["seed"] >= 0
     assert a["seed"] != b["seed"]
@@ -87,7 +76,7 @@ def test_seed_minus_one_is_recorded(server: Server) -> None:
 
 def test_aspect_ratio_and_duration(server: Server, tmp_path: Path) -> None:
     with server.client() as client:
-        done = wait(client, run(client, {"aspect_ratio": "9:16", "duration": 10})["id"])
+        done = wait_done(client, run(client, {"aspect_ratio": "9:16", "duration": 10})["id"])
     path = tmp_path / "v.mp4"
     path.write_bytes(httpx.get(done["outputs"][0]).content)
     info = probe(path)
@@ -98,7 +87,7 @@ def test_history_and_delete(server: Server) -> None:
     with httpx.Client(base_url=server.base_url, headers={"Authorization": "Bearer third-key"}) as c:
         assert c.get("/api/v3/models").status_code == 401  # only configured keys work
     with server.client() as client:
-        ids = [wait(client, run(client, {"seed": i})["id"])["id"] for i in range(3)]
+        ids = [wait_done(client, run(client, {"seed": i})["id"])["id"] for i in range(3)]
         page1 = client.post("/api/v3/predictions", json={"page": 1, "page_size": 2}).json()["data"]
         assert page1["page"] == 1
         assert page1["page_size"] == 2
@@ -143,7 +132,7 @@ def test_uploads_binary_and_ticket(server: Server) -> None:
         fetched = httpx.get(up["download_url"])
         assert fetched.content == data
         assert fetched.headers["x-content-type-options"] == "nosniff"
-        done = wait(client, run(client, {"image": up["download_url"]})["id"])
+        done = wait_done(client, run(client, {"image": up["download_url"]})["id"])
         assert done["status"] == "completed"
 
         ticket = client.post("/api/v3/media/uploads", json={"filename": "b.png", "size": 3}).json()[
@@ -227,7 +216,7 @@ def test_sync_timeout_answers_5004_and_job_goes_on(
         assert body["data"]["code"] == 5004
         assert body["data"]["status"] in ("created", "processing")
         assert "Sync mode timed out" in body["data"]["error"]
-        assert wait(client, body["data"]["id"])["status"] == "completed"
+        assert wait_done(client, body["data"]["id"])["status"] == "completed"
 
     sdk = wavespeed.Client(api_key=API_KEY, base_url=server.base_url)
     result = sdk.run_no_throw(FAKE_ROUTE, {"prompt": "p", "image": IMAGE}, enable_sync_mode=True)

@@ -25,7 +25,7 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from i2v.api.webhooks import RetryPolicy
 from i2v.store import Store
 from photos import photo_bytes
-from server import FAKE_ROUTE, OTHER_KEY, Server, fake_catalog, free_port
+from server import FAKE_ROUTE, OTHER_KEY, Server, fake_catalog, free_port, wait_done
 
 IMAGE = base64.b64encode(photo_bytes()).decode()
 FAST = {"I2V_WEBHOOK_POLL_SECONDS": "0.05", "I2V_WEBHOOK_RETRY_SECONDS": "0.1"}
@@ -206,12 +206,7 @@ def test_a_webhook_owed_survives_a_crash_of_the_server(
             json={"prompt": "p", "image": IMAGE},
         )
         pid = r.json()["data"]["id"]
-        deadline = time.monotonic() + 30
-        while client.get(f"/api/v3/predictions/{pid}/result").json()["data"]["status"] != (
-            "completed"
-        ):
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        assert wait_done(client, pid)["status"] == "completed"
     server.kill()
     with receiver(port=port) as hook:
         server.start()

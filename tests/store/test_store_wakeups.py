@@ -1,13 +1,10 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
-
-import pytest
+from collections.abc import Callable
 
 from i2v.domain.prediction import Prediction
 from i2v.store import Store
-from postgres import postgres_database
 
 Make = Callable[..., Prediction]
 LONG = 60.0  # a waiter that is not woken would hold the test this long
@@ -97,14 +94,6 @@ def test_waits_return_on_timeout(store: Store, make: Make) -> None:
     store.wait_for_change(p.id, 0.01)
 
 
-@pytest.fixture
-def pg_url(postgres_server: str | None) -> Iterator[str]:
-    if postgres_server is None:
-        pytest.skip("PostgreSQL not available here (needs initdb, pg_ctl and psycopg)")
-    with postgres_database(postgres_server) as url:
-        yield url
-
-
 def _listening(store: Store) -> int:
     """Start `store`'s listener and return once it listens (it signals work on connecting)."""
     token = store.work_token()
@@ -112,8 +101,10 @@ def _listening(store: Store) -> int:
     return store.work_token()
 
 
-def test_on_postgres_a_submit_in_another_process_wakes_the_worker(pg_url: str, make: Make) -> None:
-    with Store.open(pg_url) as api, Store.open(pg_url) as worker:
+def test_on_postgres_a_submit_in_another_process_wakes_the_worker(
+    postgres_url: str, make: Make
+) -> None:
+    with Store.open(postgres_url) as api, Store.open(postgres_url) as worker:
         token = _listening(worker)
         claimed: list[Prediction | None] = []
 
@@ -131,9 +122,9 @@ def test_on_postgres_a_submit_in_another_process_wakes_the_worker(pg_url: str, m
 
 
 def test_on_postgres_a_finish_in_another_process_wakes_a_sync_waiter(
-    pg_url: str, make: Make
+    postgres_url: str, make: Make
 ) -> None:
-    with Store.open(pg_url) as api, Store.open(pg_url) as worker:
+    with Store.open(postgres_url) as api, Store.open(postgres_url) as worker:
         _listening(api)
         p = api.submit(make())
         assert worker.claim("w", lease_seconds=30) is not None
