@@ -136,9 +136,11 @@ def s3_cluster() -> Iterator[S3Server]:
             if proc.poll() is not None:
                 raise RuntimeError(f"weed mini exited:\n{(base / 'weed.log').read_text()}")
             try:
-                httpx.get(endpoint, timeout=1)
+                # Ready when a bucket can be made: the S3 port answers before the filer
+                # and volume servers behind it are up.
+                _create_bucket(endpoint, f"ready{uuid.uuid4().hex[:8]}")
                 break
-            except httpx.TransportError:
+            except httpx.HTTPError:
                 if time.monotonic() > deadline:
                     raise RuntimeError(
                         f"weed mini did not start:\n{(base / 'weed.log').read_text()}"

@@ -7,6 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
+from i2v.domain.errors import ConfigError
 from i2v.safety import create_checker, frames_to_check
 from i2v.safety.checker import to_rgb
 from i2v.safety.nudity import NudeNetChecker, is_explicit
@@ -66,5 +67,6 @@ def test_i420_frames_are_converted_to_rgb() -> None:
 
 def test_unknown_and_disabled_checkers() -> None:
     assert create_checker("off", threshold=0.5) is None
-    with pytest.raises(ValueError, match="safety_checker: must be one of nudenet, off"):
+    assert create_checker("auto", threshold=0.5) is not None  # the extra is installed here
+    with pytest.raises(ConfigError, match="safety_checker: must be one of auto, nudenet, off"):
         create_checker("strict", threshold=0.5)

@@ -31,3 +31,6 @@ def test_byte_range(header: str | None, expected: tuple[int, int] | None) -> Non
 def test_unsatisfiable_ranges(header: str) -> None:
     with pytest.raises(Unsatisfiable):
         byte_range(header, 1000)
+    with pytest.raises(Unsatisfiable):
+        byte_range(header, 0)
+    assert byte_range(None, 0) is None  # an empty object can still be sent whole

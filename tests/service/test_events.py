@@ -80,7 +80,8 @@ def test_wavespeed_events_show_progress_then_the_result(
 def test_runcomfy_events_count_down_the_queue_and_end_with_the_result(
     tmp_path: Path, start_server: Callable[..., Server]
 ) -> None:
-    server = start_server(catalog=fake_catalog(tmp_path / "catalog.toml", frame_delay=0.005))
+    # 2.4 s a job: the third request still waits behind the second when its stream opens.
+    server = start_server(catalog=fake_catalog(tmp_path / "catalog.toml", frame_delay=0.02))
     body = {"prompt": "p", "image_urls": [IMAGE]}
     with server.client() as client:
         ids = [

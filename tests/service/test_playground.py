@@ -92,3 +92,5 @@ def test_the_page_and_its_assets_are_served_without_a_key(
     for asset in ("/static/playground.js", "/static/playground.css"):
         assert httpx.get(server.base_url + asset).status_code == 200
     assert httpx.get(server.base_url + "/static/nothing.js").status_code == 404
+    # The page itself only at /, with its CSP: no copy to frame from elsewhere.
+    assert httpx.get(server.base_url + "/static/playground.html").status_code == 404

@@ -27,9 +27,9 @@ def test_only_finished_predictions_with_a_webhook_owe_a_delivery(store: Store, m
     hooked = store.submit(make(webhook=HOOK))
     store.submit(make())  # no webhook
     assert store.get(hooked.id).webhook == HOOK
-    assert store.outbox.claim(limit=10, lease_seconds=30) == []  # not finished yet
+    assert store.outbox.claim(limit=10, lease_seconds=30, max_attempts=5) == []  # not finished yet
     finish(store, hooked)
-    (delivery,) = store.outbox.claim(limit=10, lease_seconds=30)
+    (delivery,) = store.outbox.claim(limit=10, lease_seconds=30, max_attempts=5)
     assert delivery.prediction.id == hooked.id
     assert delivery.prediction.webhook == HOOK
     assert delivery.attempt == 1
@@ -42,7 +42,7 @@ def test_cancel_and_sweep_owe_deliveries_too(store: Store, make: Make, clock: Fa
     store.claim("w", lease_seconds=30)
     clock.advance(31)
     assert store.sweep() == 1
-    owed = store.outbox.claim(limit=10, lease_seconds=30)
+    owed = store.outbox.claim(limit=10, lease_seconds=30, max_attempts=5)
     assert {d.prediction.id: d.prediction.status.value for d in owed} == {
         queued.id: "cancelled",
         lost.id: "failed",
@@ -54,15 +54,15 @@ def test_a_claimed_delivery_is_leased_then_reclaimed_with_the_next_attempt(
 ) -> None:
     p = store.submit(make(webhook=HOOK))
     finish(store, p)
-    (first,) = store.outbox.claim(limit=10, lease_seconds=30)
-    assert store.outbox.claim(limit=10, lease_seconds=30) == []  # leased
+    (first,) = store.outbox.claim(limit=10, lease_seconds=30, max_attempts=5)
+    assert store.outbox.claim(limit=10, lease_seconds=30, max_attempts=5) == []  # leased
     clock.advance(31)  # the sender died mid-send
-    (second,) = store.outbox.claim(limit=10, lease_seconds=30)
+    (second,) = store.outbox.claim(limit=10, lease_seconds=30, max_attempts=5)
     assert second.attempt == first.attempt + 1
     assert not store.outbox.delivered(p.id, attempt=first.attempt)  # too late: fenced
     assert store.outbox.delivered(p.id, attempt=second.attempt)
     clock.advance(3600)
-    assert store.outbox.claim(limit=10, lease_seconds=30) == []
+    assert store.outbox.claim(limit=10, lease_seconds=30, max_attempts=5) == []
     attempts, done_at, error = store.outbox.state(p.id)
     assert (attempts, done_at, error) == (2, clock.now - timedelta(seconds=3600), "")
 
@@ -72,16 +72,16 @@ def test_a_failed_attempt_waits_for_its_retry_time_or_gives_up(
 ) -> None:
     p = store.submit(make(webhook=HOOK))
     finish(store, p)
-    (d,) = store.outbox.claim(limit=10, lease_seconds=30)
+    (d,) = store.outbox.claim(limit=10, lease_seconds=30, max_attempts=5)
     retry_at = clock.now + timedelta(seconds=5)
     assert store.outbox.failed(p.id, attempt=d.attempt, error="HTTP 503", retry_at=retry_at)
-    assert store.outbox.claim(limit=10, lease_seconds=30) == []
+    assert store.outbox.claim(limit=10, lease_seconds=30, max_attempts=5) == []
     clock.advance(5)
-    (again,) = store.outbox.claim(limit=10, lease_seconds=30)
+    (again,) = store.outbox.claim(limit=10, lease_seconds=30, max_attempts=5)
     assert again.attempt == 2
     assert store.outbox.failed(p.id, attempt=2, error="HTTP 410", retry_at=None)
     clock.advance(3600)
-    assert store.outbox.claim(limit=10, lease_seconds=30) == []
+    assert store.outbox.claim(limit=10, lease_seconds=30, max_attempts=5) == []
     assert store.outbox.state(p.id) == (2, clock.now - timedelta(seconds=3600), "HTTP 410")
 
 
@@ -89,6 +89,6 @@ def test_claim_takes_at_most_limit_oldest_first(store: Store, make: Make) -> Non
     ps = [store.submit(make(webhook=HOOK)) for _ in range(3)]
     for p in ps:
         finish(store, p)
-    first = store.outbox.claim(limit=2, lease_seconds=30)
-    rest = store.outbox.claim(limit=2, lease_seconds=30)
+    first = store.outbox.claim(limit=2, lease_seconds=30, max_attempts=5)
+    rest = store.outbox.claim(limit=2, lease_seconds=30, max_attempts=5)
     assert [d.prediction.id for d in first + rest] == [p.id for p in ps]

@@ -60,7 +60,7 @@ def create_app(services: Services) -> FastAPI:
     @app.get("/", include_in_schema=False)
     async def playground() -> FileResponse:
         """The playground page: a client of the public API like any other, in the browser."""
-        return FileResponse(STATIC / "playground.html", headers=PAGE_HEADERS)
+        return FileResponse(PAGE, headers=PAGE_HEADERS)
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
@@ -73,6 +73,8 @@ def create_app(services: Services) -> FastAPI:
     return app
 
 
+# The page lives beside the static folder, not in it: served only at /, with its headers.
+PAGE = Path(__file__).resolve().parent / "playground.html"
 STATIC = Path(__file__).resolve().parent / "static"
 # The page runs only its own script and talks only to this server; videos may come from
 # the public URL's host.

@@ -24,6 +24,8 @@ def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
     first, last = match.groups()
     if not first and not last:
         return None
+    if size == 0:
+        raise Unsatisfiable  # no byte of an empty object can be asked for
     if not first:  # a suffix: the last N bytes
         length = int(last)
         if length == 0:

@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -44,6 +45,7 @@ WAVESPEED = "wavespeed"
 RUNCOMFY = "runcomfy"
 FORMATS = (WAVESPEED, RUNCOMFY)
 _USER_AGENT = "i2v-webhook/1"
+_SHUTDOWN_GRACE_S = 3.0
 
 
 class WebhookSecrets:
@@ -115,7 +117,7 @@ class WebhookSender:
         policy: RetryPolicy,
         timeout_s: float,
         poll_s: float,
-        batch: int = 16,
+        concurrency: int = 16,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._outbox = outbox
@@ -125,51 +127,81 @@ class WebhookSender:
         self._policy = policy
         self._timeout_s = timeout_s
         self._poll_s = poll_s
-        self._batch = batch
+        self._concurrency = concurrency
         self._clock = clock
 
     async def run(self) -> None:
-        while True:
-            try:
-                sent = await self.send_due()
-            except Exception:  # the database may be briefly away; the outbox keeps the work
-                log.exception("webhook sender: claiming deliveries failed; retrying")
-                sent = 0
-            if sent < self._batch:
-                await asyncio.sleep(self._poll_s)
+        """Keep up to `concurrency` sends in flight, claiming more as each one ends, so a
+        receiver that never answers holds one slot for one timeout, not everyone's queue.
+        When cancelled (shutdown), claims stop and the sends in flight get a moment to end."""
+        inflight: set[asyncio.Task[None]] = set()
+        try:
+            while True:
+                free = self._concurrency - len(inflight)
+                claimed: list[Delivery] = []
+                if free > 0:
+                    try:
+                        claimed = await run_in_threadpool(
+                            partial(
+                                self._outbox.claim,
+                                limit=free,
+                                lease_seconds=self.lease_s,
+                                max_attempts=self._policy.attempts,
+                            )
+                        )
+                    except Exception:  # the database may be away a moment; the outbox keeps it
+                        log.exception("webhook sender: claiming deliveries failed; retrying")
+                inflight |= {asyncio.create_task(self._send(d)) for d in claimed}
+                if claimed and len(claimed) == free:
+                    await asyncio.wait(inflight, return_when=asyncio.FIRST_COMPLETED)
+                elif inflight:
+                    await asyncio.wait(
+                        inflight, timeout=self._poll_s, return_when=asyncio.FIRST_COMPLETED
+                    )
+                else:
+                    await asyncio.sleep(self._poll_s)
+                inflight = {task for task in inflight if not task.done()}
+        finally:
+            if inflight:
+                _, late = await asyncio.wait(inflight, timeout=_SHUTDOWN_GRACE_S)
+                for task in late:
+                    task.cancel()  # its lease runs out and another sender retries it
 
-    async def send_due(self) -> int:
-        """Claim what is due and send it, concurrently; returns how many were claimed."""
-        # The lease outlasts a send (timeout) plus the report, so no other sender takes it.
-        lease = self._timeout_s + 30.0
-        due = await run_in_threadpool(
-            lambda: self._outbox.claim(limit=self._batch, lease_seconds=lease)
-        )
-        await asyncio.gather(*(self._send(d) for d in due))
-        return len(due)
+    @property
+    def lease_s(self) -> float:
+        """How long a claimed delivery is ours: a whole send, then time to report it."""
+        return 2 * self._timeout_s + 5.0
 
     async def _send(self, delivery: Delivery) -> None:
         p = delivery.prediction
-        assert p.webhook is not None  # the outbox only hands out rows with one
-        outcome = await self._post(p)
-        if outcome is None:
-            await run_in_threadpool(lambda: self._outbox.delivered(p.id, attempt=delivery.attempt))
-            return
-        error, final = outcome
-        now = datetime.fromtimestamp(self._clock(), UTC)
-        retry_at = None if final else self._policy.retry_at(delivery.attempt, now)
-        log.warning(
-            "webhook for %s, attempt %d: %s; %s",
-            p.id,
-            delivery.attempt,
-            error,
-            "giving up" if retry_at is None else f"retrying at {retry_at:%H:%M:%S}",
-        )
-        await run_in_threadpool(
-            lambda: self._outbox.failed(
-                p.id, attempt=delivery.attempt, error=error, retry_at=retry_at
+        try:
+            outcome = await self._post(p)
+        except Exception as exc:  # a bug rendering the payload: record it, never loop on it
+            log.exception("webhook for %s: could not build the request", p.id)
+            outcome = f"could not build the request: {type(exc).__name__}", False
+        try:
+            if outcome is None:
+                await run_in_threadpool(
+                    lambda: self._outbox.delivered(p.id, attempt=delivery.attempt)
+                )
+                return
+            error, final = outcome
+            now = datetime.fromtimestamp(self._clock(), UTC)
+            retry_at = None if final else self._policy.retry_at(delivery.attempt, now)
+            log.warning(
+                "webhook for %s, attempt %d: %s; %s",
+                p.id,
+                delivery.attempt,
+                error,
+                "giving up" if retry_at is None else f"retrying at {retry_at:%H:%M:%S}",
             )
-        )
+            await run_in_threadpool(
+                lambda: self._outbox.failed(
+                    p.id, attempt=delivery.attempt, error=error, retry_at=retry_at
+                )
+            )
+        except Exception:  # the report was lost: the lease expires and the claim retries it
+            log.exception("webhook for %s: could not record attempt %d", p.id, delivery.attempt)
 
     async def _post(self, p: Prediction) -> tuple[str, bool] | None:
         """None when delivered, else (what went wrong, whether retrying is pointless)."""
@@ -186,11 +218,11 @@ class WebhookSender:
             "webhook-signature": _SIGNERS[fmt](secret, p.id, timestamp, body),
         }
         try:
-            response = await self._fetcher.post(
+            status = await self._fetcher.post(
                 p.webhook, body, headers=headers, timeout_s=self._timeout_s
             )
         except FetchError as exc:
             return exc.message.removeprefix("webhook: "), isinstance(exc, AddressRefused)
-        if 200 <= response.status_code < 300:
+        if 200 <= status < 300:
             return None
-        return f"receiver answered HTTP {response.status_code}", response.status_code == 410
+        return f"receiver answered HTTP {status}", status == 410

@@ -58,7 +58,11 @@ def build_services(settings: Settings, store: Store) -> Services:
     secrets = WebhookSecrets(secret)
     sender = WebhookSender(
         store.outbox,
-        fetcher,
+        Fetcher(
+            timeout_s=settings.webhook_timeout_seconds,
+            max_bytes=settings.fetch_max_bytes,
+            allow=settings.allow_webhooks,
+        ),
         secrets,
         dialect_payload(signer, storage),
         policy=RetryPolicy(

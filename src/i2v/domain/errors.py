@@ -6,6 +6,7 @@ The tree (the API edge maps each branch to one HTTP status, nowhere else):
     ├── InputError                 bad input from a user             -> 400/422
     │   ├── ImageError             image refused by intake           -> 400
     │   ├── FetchError             URL could not be fetched safely   -> 400
+    │   │   └── AddressRefused     the SSRF guard refused its host   -> 400
     │   ├── PayloadTooLarge        body or upload over a size cap    -> 413
     │   └── UnknownModel           model path not in the catalog     -> 404
     ├── AuthError                  missing or wrong API key          -> 401
@@ -14,7 +15,8 @@ The tree (the API edge maps each branch to one HTTP status, nowhere else):
     ├── EngineError                an engine failed a render (prediction fails)
     │   └── EngineCrashed          the engine's child process died
     ├── Cancelled                  cooperative cancel reached the engine
-    └── LeaseLost                  a worker's fenced write was refused
+    ├── LeaseLost                  a worker's fenced write was refused
+    └── ConfigError                a setting the service cannot start with (CLI: exit 2)
 """
 
 from __future__ import annotations
@@ -108,3 +110,7 @@ class Cancelled(I2VError):
 
 class LeaseLost(I2VError):
     """A worker's write was fenced off: its lease expired and the job moved on."""
+
+
+class ConfigError(I2VError):
+    """A setting the service cannot start with. Raised at start-up, never per request."""

@@ -59,11 +59,15 @@ class Settings(BaseSettings):
     fetch_max_bytes: int = FETCH_MAX_BYTES
     # Hosts or networks that URL fetching may reach despite the SSRF guard (tests, LAN).
     allow_fetch: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # The same for webhook URLs, kept apart: reading an image from a LAN host is not the
+    # same grant as letting any key holder POST to it.
+    allow_webhooks: Annotated[list[str], NoDecode] = Field(default_factory=list)
     # Secret for signing media URLs; empty: generated once and kept in data_dir.
     url_secret: str = ""
     url_ttl_seconds: int = 0  # 0: signed media URLs never expire
-    # Output safety check: "nudenet" (the `safety` extra), or "off" for the deployment.
-    safety_checker: str = "nudenet"
+    # Output safety check: "auto" (NudeNet if the `safety` extra is installed), "nudenet"
+    # (required), or "off" for the deployment.
+    safety_checker: str = "auto"
     safety_threshold: float = 0.45  # NudeNet score from which an exposed part counts
     webhook_timeout_seconds: float = WEBHOOK_TIMEOUT_SECONDS
     webhook_attempts: int = WEBHOOK_ATTEMPTS
@@ -71,7 +75,7 @@ class Settings(BaseSettings):
     webhook_retry_max_seconds: float = WEBHOOK_RETRY_MAX_SECONDS
     webhook_poll_seconds: float = WEBHOOK_POLL_SECONDS
 
-    @field_validator("api_keys", "allow_fetch", mode="before")
+    @field_validator("api_keys", "allow_fetch", "allow_webhooks", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):

@@ -29,6 +29,7 @@ MAX_REDIRECTS = 5
 DEFAULT_PORTS = frozenset({80, 443, 8080, 8443})
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _USER_AGENT = "i2v-fetch/1 (+image-to-video input fetcher)"
+_ANSWER_READ_BYTES = 4096  # of a webhook receiver's answer; only its status matters
 
 
 class _Refused(Exception):
@@ -186,15 +187,26 @@ class Fetcher:
 
     async def post(
         self, url: str, body: bytes, *, headers: dict[str, str], timeout_s: float
-    ) -> httpx.Response:
-        """POST `body` to a user-named `url` (a webhook) through the same guard: the response
-        (body unread beyond the first bytes), or `FetchError` if refused or unreachable.
-        Redirects are not followed; a receiver that moved answers 3xx and that is a failure."""
+    ) -> int:
+        """POST `body` to a user-named `url` (a webhook) through the same guard; the status
+        code, or `FetchError` if refused or unreachable. At most a few KB of the answer are
+        read (undecoded): a receiver cannot make us hold what it sends. Redirects are not
+        followed; a receiver that moved answers 3xx, and that is a failure."""
         try:
             async with asyncio.timeout(timeout_s):
                 target = require_http_url(url, "webhook")
-                merged = {"Accept": "*/*", **headers}
-                return await self._client.post(target, content=body, headers=merged)
+                merged = {"Accept": "*/*", "Accept-Encoding": "identity", **headers}
+                request = self._client.build_request("POST", target, content=body, headers=merged)
+                response = await self._client.send(request, stream=True)
+                try:
+                    read = 0
+                    async for chunk in response.aiter_raw():
+                        read += len(chunk)
+                        if read >= _ANSWER_READ_BYTES:
+                            break
+                finally:
+                    await response.aclose()
+                return response.status_code
         except TimeoutError:
             raise FetchError(f"no answer within {timeout_s:g} s", field="webhook") from None
         except _Forbidden as exc:

@@ -8,15 +8,19 @@ check off for the whole deployment, and requests can skip it (`enable_safety_che
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Protocol
 
 import cv2
 import numpy as np
 
+from i2v.domain.errors import ConfigError
 from i2v.domain.request import PixelFormat
 
+log = logging.getLogger(__name__)
+
 SAMPLES = 8  # frames looked at per video: ~30 ms each for NudeNet on a CPU core
-CHECKERS = ("nudenet", "off", "flag-all")
+CHECKERS = ("auto", "nudenet", "off", "flag-all")
 
 
 class SafetyChecker(Protocol):
@@ -26,19 +30,28 @@ class SafetyChecker(Protocol):
 
 
 def create_checker(name: str, *, threshold: float) -> SafetyChecker | None:
-    """The checker named in settings; None for `off`. NudeNet is imported here, so a
-    deployment that turns the check off does not need it installed."""
+    """The checker named in settings; None for `off`. `auto` (the default) is NudeNet when
+    the `safety` extra is installed and off otherwise, said in the log: a plain install
+    starts, and one with the extra checks like WaveSpeed does."""
     if name == "off":
         return None
-    if name == "nudenet":
-        from i2v.safety.nudity import NudeNetChecker
-
+    if name in ("nudenet", "auto"):
+        try:
+            from i2v.safety.nudity import NudeNetChecker
+        except ImportError:
+            if name == "auto":
+                log.warning("safety checker off: install i2v[safety] to check outputs")
+                return None
+            raise ConfigError(
+                "safety_checker 'nudenet' needs the nudenet package: install i2v[safety], "
+                "or set I2V_SAFETY_CHECKER=off"
+            ) from None
         return NudeNetChecker(threshold=threshold)
     if name == "flag-all":
         from i2v.safety.fake import FlagEverything
 
         return FlagEverything()
-    raise ValueError(f"safety_checker: must be one of {', '.join(CHECKERS)}, got {name!r}")
+    raise ConfigError(f"safety_checker: must be one of {', '.join(CHECKERS)}, got {name!r}")
 
 
 def frames_to_check(count: int, samples: int = SAMPLES) -> frozenset[int]:

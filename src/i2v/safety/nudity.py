@@ -6,6 +6,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+from nudenet import NudeDetector  # the `safety` extra; create_checker handles its absence
 
 # Of NudeNet's 18 classes, the ones that make a frame explicit; faces, feet, covered
 # parts and exposed bellies or armpits do not.
@@ -23,13 +24,6 @@ EXPLICIT = frozenset(
 class NudeNetChecker:
     def __init__(self, *, threshold: float, detector: Any = None) -> None:
         if detector is None:
-            try:
-                from nudenet import NudeDetector
-            except ImportError as exc:
-                raise RuntimeError(
-                    "safety_checker 'nudenet' needs the nudenet package: install i2v[safety], "
-                    "or set I2V_SAFETY_CHECKER=off"
-                ) from exc
             detector = NudeDetector()  # loads the ONNX model inside the wheel
         self._detector = detector
         self.threshold = threshold

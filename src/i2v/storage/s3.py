@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from i2v.domain.errors import NotFound
+from i2v.domain.errors import ConfigError, NotFound
 from i2v.storage.keys import check_key
 
 if TYPE_CHECKING:
@@ -40,7 +40,7 @@ class S3Location:
     @classmethod
     def parse(cls, url: str, **fields: Any) -> S3Location:
         if not url.startswith("s3://") or not url[5:].strip("/"):
-            raise ValueError(f"storage_url: must look like s3://bucket[/prefix], got {url!r}")
+            raise ConfigError(f"storage_url: must look like s3://bucket[/prefix], got {url!r}")
         bucket, _, prefix = url[5:].partition("/")
         return cls(bucket=bucket, prefix=prefix.strip("/"), **fields)
 

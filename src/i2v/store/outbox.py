@@ -41,18 +41,30 @@ class Outbox:
         self._write = write
         self._clock = clock
 
-    def claim(self, *, limit: int, lease_seconds: float) -> list[Delivery]:
+    def claim(self, *, limit: int, lease_seconds: float, max_attempts: int) -> list[Delivery]:
         """Up to `limit` deliveries that are due, oldest first, each leased for
-        `lease_seconds` (longer than one send may take)."""
+        `lease_seconds` (longer than one send may take). A due delivery that already had
+        `max_attempts` (its sender died each time before reporting) is given up instead."""
         now = self._clock()
+        owed = sa.and_(
+            _t.c.webhook.is_not(None),
+            _t.c.webhook_done_at.is_(None),
+            _t.c.status.in_(_FINISHED),
+            sa.or_(_t.c.webhook_next_at.is_(None), _t.c.webhook_next_at <= at(now)),
+        )
+        exhausted = _t.c.webhook_attempts >= max_attempts
+        give_up = (
+            _t.update()
+            .where(owed, exhausted)
+            .values(
+                webhook_done_at=at(now),
+                webhook_next_at=None,
+                webhook_error=f"gave up after {max_attempts} attempts with no answer recorded",
+            )
+        )
         due = (
             sa.select(_t.c.seq)
-            .where(
-                _t.c.webhook.is_not(None),
-                _t.c.webhook_done_at.is_(None),
-                _t.c.status.in_(_FINISHED),
-                sa.or_(_t.c.webhook_next_at.is_(None), _t.c.webhook_next_at <= at(now)),
-            )
+            .where(owed, sa.not_(exhausted))
             .order_by(_t.c.seq)
             .limit(limit)
             .with_for_update(skip_locked=True)  # PostgreSQL: senders pass each other
@@ -68,6 +80,7 @@ class Outbox:
             .returning(*_t.c)
         )
         with self._write() as conn:
+            conn.execute(give_up)
             rows = conn.execute(lease).all()
         deliveries = [Delivery(to_prediction(r._mapping), r.webhook_attempts) for r in rows]
         return sorted(deliveries, key=lambda d: d.prediction.finished_at or now)
