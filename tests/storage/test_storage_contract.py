@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from i2v.domain.errors import InputError, NotFound
-from i2v.storage import LocalStorage, S3Storage, Storage
+from i2v.domain.errors import InputError, NotFound, StorageUnavailable
+from i2v.storage import LocalStorage, S3Location, S3Storage, Storage
 from s3server import S3Server
+from server import free_port
 
 VIDEO = bytes(range(256)) * 4096  # 1 MiB, every offset distinguishable
 
@@ -65,3 +66,13 @@ def test_read_streams_a_byte_range(storage: Storage, start: int, end: int | None
 def test_unsafe_keys_are_refused(storage: Storage, key: str) -> None:
     with pytest.raises(InputError):
         storage.put_bytes(key, b"x")
+
+
+def test_an_unreachable_s3_server_is_storage_unavailable_not_a_crash(tmp_path: Path) -> None:
+    nobody = S3Storage(
+        S3Location(bucket="b", endpoint=f"http://127.0.0.1:{free_port()}", retries=0)
+    )
+    with pytest.raises(StorageUnavailable, match="object storage failed"):
+        nobody.put_bytes("outputs/abc/1.mp4", b"x")
+    with pytest.raises(StorageUnavailable):
+        nobody.get_bytes("outputs/abc/1.mp4")

@@ -21,6 +21,7 @@ from i2v.domain.errors import (
     InputError,
     NotFound,
     PayloadTooLarge,
+    StorageUnavailable,
     UnknownModel,
 )
 
@@ -36,6 +37,7 @@ _RUNCOMFY_CODES = {
     409: (409001, "Conflict"),
     413: (413001, "PayloadTooLarge"),
     500: (500001, "InternalError"),
+    503: (503001, "ServiceUnavailable"),
 }
 
 
@@ -50,6 +52,8 @@ def status_for(exc: I2VError) -> int:
         return 401
     if isinstance(exc, Conflict):
         return 409
+    if isinstance(exc, StorageUnavailable):
+        return 503
     return 500
 
 

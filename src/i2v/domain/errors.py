@@ -16,6 +16,7 @@ The tree (the API edge maps each branch to one HTTP status, nowhere else):
     │   └── EngineCrashed          the engine's child process died
     ├── Cancelled                  cooperative cancel reached the engine
     ├── LeaseLost                  a worker's fenced write was refused
+    ├── StorageUnavailable         object storage failed; try again  -> 503
     └── ConfigError                a setting the service cannot start with (CLI: exit 2)
 """
 
@@ -110,6 +111,11 @@ class Cancelled(I2VError):
 
 class LeaseLost(I2VError):
     """A worker's write was fenced off: its lease expired and the job moved on."""
+
+
+class StorageUnavailable(I2VError):
+    """Object storage did not do what was asked (unreachable, refused, erred). Nothing was
+    wrong with the request: an API client may retry, a worker's job is retried."""
 
 
 class ConfigError(I2VError):

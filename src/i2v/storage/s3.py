@@ -14,16 +14,19 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from i2v.domain.errors import ConfigError, NotFound
+from i2v.domain.errors import ConfigError, NotFound, StorageUnavailable
 from i2v.storage.keys import check_key
 
 if TYPE_CHECKING:
     from obstore import GetOptions  # in the type stubs only
 
 MULTIPART_CHUNK = 8 * 1024 * 1024
+CONNECT_TIMEOUT_S = 5.0
+RETRY_TIMEOUT_S = 15.0
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,7 @@ class S3Location:
     region: str = "us-east-1"
     access_key_id: str = ""
     secret_access_key: str = ""
+    retries: int = 3
 
     @classmethod
     def parse(cls, url: str, **fields: Any) -> S3Location:
@@ -60,26 +64,36 @@ class S3Storage:
         self._store = S3Store(
             location.bucket,
             prefix=location.prefix or None,
-            client_options={"allow_http": location.endpoint.startswith("http://")},
+            client_options={
+                "allow_http": location.endpoint.startswith("http://"),
+                "connect_timeout": timedelta(seconds=CONNECT_TIMEOUT_S),
+            },
+            # A few quick retries ride out a blip; past that a client polling for its video
+            # should hear 503 rather than hang (object_store's default is up to 3 minutes).
+            retry_config={
+                "max_retries": location.retries,
+                "retry_timeout": timedelta(seconds=RETRY_TIMEOUT_S),
+            },
             **config,
         )
 
     def put_bytes(self, key: str, data: bytes, *, sync: bool = True) -> None:
         import obstore
 
-        obstore.put(self._store, check_key(key), data)
+        with _domain_errors(key):
+            obstore.put(self._store, check_key(key), data)
 
     def put_file(self, key: str, path: Path) -> None:
         import obstore
 
-        with path.open("rb") as f:  # multipart above one chunk, streamed from the file
+        with path.open("rb") as f, _domain_errors(key):  # multipart, streamed from the file
             obstore.put(self._store, check_key(key), f, chunk_size=MULTIPART_CHUNK)
         path.unlink()
 
     def get_bytes(self, key: str) -> bytes:
         import obstore
 
-        with _not_found(key):
+        with _domain_errors(key):
             return bytes(obstore.get(self._store, check_key(key)).bytes())
 
     def read(self, key: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
@@ -89,7 +103,7 @@ class S3Storage:
             self.size(key)  # still NotFound for a missing object
             return iter(())
         options: GetOptions = {"range": {"offset": start} if end is None else (start, end)}
-        with _not_found(key):
+        with _domain_errors(key):
             result = obstore.get(self._store, check_key(key), options=options)
         return (bytes(chunk) for chunk in result)
 
@@ -103,14 +117,13 @@ class S3Storage:
     def size(self, key: str) -> int:
         import obstore
 
-        with _not_found(key):
+        with _domain_errors(key):
             return int(obstore.head(self._store, check_key(key))["size"])
 
     def delete(self, key: str) -> None:
         import obstore
-        from obstore.exceptions import NotFoundError
 
-        with contextlib.suppress(NotFoundError, FileNotFoundError):
+        with contextlib.suppress(NotFound), _domain_errors(key):
             obstore.delete(self._store, check_key(key))
 
     def local_path(self, key: str) -> Path | None:
@@ -119,11 +132,14 @@ class S3Storage:
 
 
 @contextlib.contextmanager
-def _not_found(key: str) -> Iterator[None]:
-    """Turns the client's missing-object error into the domain's `NotFound`."""
-    from obstore.exceptions import NotFoundError
+def _domain_errors(key: str) -> Iterator[None]:
+    """The client's errors in the domain's terms: a missing object is `NotFound`; anything
+    else (unreachable, denied, a server error) is `StorageUnavailable`."""
+    from obstore.exceptions import BaseError, NotFoundError
 
     try:
         yield
     except (NotFoundError, FileNotFoundError):
         raise NotFound(f"no object at {key!r}") from None
+    except (BaseError, OSError) as exc:
+        raise StorageUnavailable(f"object storage failed on {key!r}: {exc}") from exc

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from i2v.domain.errors import Cancelled, EngineCrashed, I2VError, LeaseLost
+from i2v.domain.errors import Cancelled, EngineCrashed, I2VError, LeaseLost, StorageUnavailable
 from i2v.domain.prediction import Prediction, attempt_output_key
 from i2v.domain.status import Status
 from i2v.engines.base import Engine
@@ -113,6 +113,9 @@ class Worker:
         except EngineCrashed as exc:
             self._forget_engine(job)
             self._fail(job, f"engine process died: {exc.message}", retry=exc.out_of_memory)
+        except StorageUnavailable as exc:
+            # Nothing wrong with the job: another attempt (after the storage recovers) may do.
+            self._fail(job, exc.message, retry=True)
         except I2VError as exc:
             self._fail(job, exc.message)
         except Exception as exc:
