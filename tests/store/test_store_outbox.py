@@ -63,8 +63,12 @@ def test_a_claimed_delivery_is_leased_then_reclaimed_with_the_next_attempt(
     assert store.outbox.delivered(p.id, attempt=second.attempt)
     clock.advance(3600)
     assert store.outbox.claim(limit=10, lease_seconds=30, max_attempts=5) == []
-    attempts, done_at, error = store.outbox.state(p.id)
-    assert (attempts, done_at, error) == (2, clock.now - timedelta(seconds=3600), "")
+    done = store.get(p.id)
+    assert (done.webhook_attempts, done.webhook_done_at, done.webhook_error) == (
+        2,
+        clock.now - timedelta(seconds=3600),
+        "",
+    )
 
 
 def test_a_failed_attempt_waits_for_its_retry_time_or_gives_up(
@@ -82,7 +86,12 @@ def test_a_failed_attempt_waits_for_its_retry_time_or_gives_up(
     assert store.outbox.failed(p.id, attempt=2, error="HTTP 410", retry_at=None)
     clock.advance(3600)
     assert store.outbox.claim(limit=10, lease_seconds=30, max_attempts=5) == []
-    assert store.outbox.state(p.id) == (2, clock.now - timedelta(seconds=3600), "HTTP 410")
+    gave_up = store.get(p.id)
+    assert (gave_up.webhook_attempts, gave_up.webhook_done_at, gave_up.webhook_error) == (
+        2,
+        clock.now - timedelta(seconds=3600),
+        "HTTP 410",
+    )
 
 
 def test_claim_takes_at_most_limit_oldest_first(store: Store, make: Make) -> None:

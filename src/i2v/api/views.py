@@ -85,6 +85,24 @@ class Views:
             data["executionTime"] = p.inference_ms or 0
         return data
 
+    @staticmethod
+    def webhook(p: Prediction) -> dict[str, Any] | None:
+        """Where the prediction's webhook stands (beyond WaveSpeed: a hook that never
+        arrived is otherwise invisible to its owner)."""
+        if p.webhook is None:
+            return None
+        if p.webhook_done_at is None:
+            state = "pending"
+        else:
+            state = "failed" if p.webhook_error else "delivered"
+        return {
+            "url": p.webhook,
+            "status": state,
+            "attempts": p.webhook_attempts,
+            "error": p.webhook_error,
+            "finished_at": iso(p.webhook_done_at),
+        }
+
     # -- RunComfy ------------------------------------------------------------------
 
     def runcomfy_links(self, p: Prediction) -> dict[str, str]:

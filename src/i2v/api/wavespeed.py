@@ -75,7 +75,10 @@ def router(services: Services, owner_dependency: Any, base_url: Any) -> APIRoute
         prediction_id: str, request: Request, owner: str = Depends(owner_dependency)
     ) -> dict[str, Any]:
         p = await read(store, lambda: store.get(prediction_id, owner=owner))
-        return envelope(await render(views(request), p, with_input=True))
+        data = await render(views(request), p, with_input=True)
+        if p.webhook is not None:
+            data["webhook"] = Views.webhook(p)
+        return envelope(data)
 
     @r.post("/predictions", summary="History: your predictions, newest first")
     async def history(

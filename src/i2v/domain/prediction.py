@@ -41,6 +41,9 @@ class Prediction:
     nsfw: list[bool] = field(default_factory=list)
     options: dict[str, Any] = field(default_factory=dict)  # platform flags: base64, sync...
     webhook: str | None = None  # URL told of the outcome once the prediction has finished
+    webhook_attempts: int = 0  # deliveries tried so far
+    webhook_done_at: datetime | None = None  # delivered, or given up (then webhook_error)
+    webhook_error: str = ""  # what went wrong with the last attempt
 
     @property
     def is_terminal(self) -> bool:

@@ -100,13 +100,6 @@ class Outbox:
             values = {"webhook_next_at": at(retry_at)}
         return self._report(id, attempt, webhook_error=error, **values)
 
-    def state(self, id: str) -> tuple[int, datetime | None, str]:
-        """(attempts made, when finished with, last error) of a prediction's delivery."""
-        query = sa.select(_t.c.webhook_attempts, _t.c.webhook_done_at, _t.c.webhook_error)
-        with self._write() as conn:
-            row = conn.execute(query.where(_t.c.id == id)).one()
-        return int(row.webhook_attempts), row.webhook_done_at, str(row.webhook_error)
-
     def _report(self, id: str, attempt: int, **values: object) -> bool:
         fenced = _t.update().where(
             _t.c.id == id, _t.c.webhook_attempts == attempt, _t.c.webhook_done_at.is_(None)
