@@ -112,6 +112,17 @@ class Server:
         )
 
 
+def submit_seeds(client: httpx.Client, image: str, count: int) -> list[str]:
+    """Submit `count` predictions of the fake route, seeds 0.., checking each was accepted."""
+    ids = []
+    for seed in range(count):
+        body = {"prompt": "p", "image": image, "seed": seed}
+        r = client.post(f"/api/v3/{FAKE_ROUTE}", json=body)
+        assert r.status_code == 200, r.text
+        ids.append(r.json()["data"]["id"])
+    return ids
+
+
 def wait_done(client: httpx.Client, pid: str, timeout: float = 60) -> dict[str, Any]:
     """Poll a WaveSpeed prediction until it is terminal; its `data`."""
     deadline = time.monotonic() + timeout

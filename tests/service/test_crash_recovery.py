@@ -10,7 +10,7 @@ import httpx
 
 from i2v.video import probe
 from photos import photo_bytes
-from server import FAKE_ROUTE, Server, fake_catalog
+from server import Server, fake_catalog, submit_seeds
 
 
 def test_kill_9_mid_render_loses_nothing(tmp_path: Path) -> None:
@@ -20,13 +20,7 @@ def test_kill_9_mid_render_loses_nothing(tmp_path: Path) -> None:
     first = Server(data, catalog=catalog, lease_seconds=2).start()
     try:
         with first.client() as client:
-            ids = []
-            for seed in range(4):
-                r = client.post(
-                    f"/api/v3/{FAKE_ROUTE}", json={"prompt": "p", "image": image, "seed": seed}
-                )
-                assert r.status_code == 200, r.text
-                ids.append(r.json()["data"]["id"])
+            ids = submit_seeds(client, image, 4)
             deadline = time.monotonic() + 30
             while (
                 client.get(f"/api/v3/predictions/{ids[0]}/result").json()["data"]["status"]

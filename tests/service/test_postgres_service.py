@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 
 from photos import photo_bytes
-from server import FAKE_ROUTE, Server, fake_catalog
+from server import Server, fake_catalog, submit_seeds
 
 
 def test_two_servers_share_postgres_and_survive_a_kill(tmp_path: Path, postgres_url: str) -> None:
@@ -26,13 +26,7 @@ def test_two_servers_share_postgres_and_survive_a_kill(tmp_path: Path, postgres_
     image = base64.b64encode(photo_bytes()).decode()
     try:
         with first.client() as client:
-            ids = []
-            for seed in range(6):
-                r = client.post(
-                    f"/api/v3/{FAKE_ROUTE}", json={"prompt": "p", "image": image, "seed": seed}
-                )
-                assert r.status_code == 200, r.text
-                ids.append(r.json()["data"]["id"])
+            ids = submit_seeds(client, image, 6)
             deadline = time.monotonic() + 30
             while not any(
                 client.get(f"/api/v3/predictions/{pid}/result").json()["data"]["status"]

@@ -58,14 +58,10 @@ def serve(
     # default so a busy render thread does not add milliseconds to every request.
     sys.setswitchinterval(0.001)
     stop = threading.Event()
+    in_process = wiring.build_workers(settings, store, services.storage, settings.workers)
     threads = [
-        threading.Thread(
-            target=wiring.build_worker(settings, store, services.storage).run,
-            args=(stop,),
-            name=f"worker-{i}",
-            daemon=True,
-        )
-        for i in range(settings.workers)
+        threading.Thread(target=w.run, args=(stop,), name=f"worker-{i}", daemon=True)
+        for i, w in enumerate(in_process)
     ]
     for thread in threads:
         thread.start()

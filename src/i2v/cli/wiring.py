@@ -98,12 +98,17 @@ def build_storage(settings: Settings) -> Storage:
     return S3Storage(location)
 
 
-def build_worker(
+def build_workers(
     settings: Settings,
     store: Store,
     storage: Storage,
+    count: int,
     engines: frozenset[str] | None = None,
-) -> Worker:
+) -> list[Worker]:
+    """`count` workers for one process. They share one safety checker: its model is loaded
+    once (ONNX Runtime sessions may be run from several threads)."""
+    if count <= 0:
+        return []
     config = WorkerConfig(
         lease_seconds=settings.lease_seconds,
         heartbeat_seconds=settings.heartbeat_seconds,
@@ -111,7 +116,7 @@ def build_worker(
         engines=engines,
         safety=create_checker(settings.safety_checker, threshold=settings.safety_threshold),
     )
-    return Worker(store, storage, registry.create, config)
+    return [Worker(store, storage, registry.create, config) for _ in range(count)]
 
 
 def settings_from(overrides: dict[str, object]) -> Settings:

@@ -43,12 +43,8 @@ def worker(
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     threads = [
-        threading.Thread(
-            target=wiring.build_worker(settings, store, storage, engines).run,
-            args=(stop,),
-            name=f"worker-{i}",
-        )
-        for i in range(workers)
+        threading.Thread(target=w.run, args=(stop,), name=f"worker-{i}")
+        for i, w in enumerate(wiring.build_workers(settings, store, storage, workers, engines))
     ]
     for thread in threads:
         thread.start()
