@@ -33,7 +33,6 @@ import base64
 import io
 import json
 import os
-import platform
 import signal
 import socket
 import statistics
@@ -46,8 +45,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from report import DOC, machine, write_section
+
 ROOT = Path(__file__).resolve().parents[1]
-DOC = ROOT / "docs" / "benchmarks.md"
 SECTION = "## API (bench/api.py)"
 DOC_INTRO = "# Benchmarks\n"
 COMMAND = "python bench/api.py"  # `make bench` runs this
@@ -375,7 +375,7 @@ def dispatch_ms(database_url: str, ids: list[str]) -> list[float]:
     from i2v.store import Store
 
     with Store.open(database_url) as store:
-        rows = [store.get(pid) for pid in ids]
+        rows = [store.predictions.get(pid) for pid in ids]
     return [
         (p.started_at - p.created_at).total_seconds() * 1000
         for p in rows
@@ -505,13 +505,6 @@ LABELS = {
 }
 
 
-def machine() -> str:
-    return (
-        f"{os.cpu_count()} CPU cores, {platform.machine()}, Python {platform.python_version()}, "
-        f"{platform.system()}"
-    )
-
-
 def verdicts(r: Results) -> list[tuple[str, bool, str]]:
     ratios = [r.cell("result", n).rps / r.cell("constant", n).rps for n in CLIENTS]
     submit_p99 = r.cell("submit_paced", PACED_CLIENTS).p99
@@ -604,19 +597,6 @@ stamped after the image is decoded, before the input file and the row are writte
 """
 
 
-def write_doc(text: str) -> None:
-    """Replace our section only: other benchmarks own the rest of the file."""
-    current = DOC.read_text() if DOC.exists() else DOC_INTRO
-    lines = current.splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if line.rstrip() == SECTION), None)
-    if start is None:
-        DOC.write_text(current.rstrip("\n") + "\n\n" + text)
-        return
-    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-    tail = "".join(lines[end:])
-    DOC.write_text("".join(lines[:start]) + text + ("\n" + tail if tail else ""))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="short cells, few dispatches")
@@ -638,7 +618,7 @@ def main() -> None:
     text = section(results)
     print(text)
     if not args.no_doc:
-        write_doc(text)
+        write_section(SECTION, text)
         print(f"wrote the {SECTION!r} section of {DOC.relative_to(ROOT)}", file=sys.stderr)
 
 

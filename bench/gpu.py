@@ -28,8 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from report import DOC, write_section
+
 ROOT = Path(__file__).resolve().parents[1]
-DOC = ROOT / "docs" / "benchmarks.md"
 SECTION = "## GPU (bench/gpu.py)"
 COMMAND = "python bench/gpu.py --model wan=DIR [--model ltx=DIR] [--steps N]"
 SIZES = {"480p": (854, 480), "720p": (1280, 720)}
@@ -75,8 +76,8 @@ def main(argv: list[str] | None = None) -> int:
         torch = None
     if torch is None or not torch.cuda.is_available():
         print("bench/gpu.py: no CUDA device here; nothing to measure (exit 0).")
-        if SECTION not in _read(args.doc):
-            _write_section(args.doc, _pending())
+        if not args.doc.exists() or SECTION not in args.doc.read_text(encoding="utf-8"):
+            write_section(SECTION, _pending(), args.doc)
         return 0
 
     models = _models(args.model, args.catalog)
@@ -93,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
                 row = _measure(name, engine, options, size, variant, args.steps)
                 print(_line(row), flush=True)
                 rows.append(row)
-    _write_section(args.doc, _table(rows, gpu, args.steps))
+    write_section(SECTION, _table(rows, gpu, args.steps), args.doc)
     print(f"wrote {args.doc.relative_to(ROOT) if args.doc.is_relative_to(ROOT) else args.doc}")
     return 0
 
@@ -111,6 +112,7 @@ def _measure(
     """One render; `warm`: an already started engine to use instead of a new one."""
     import numpy as np
 
+    from i2v.domain.job import JobSpec
     from i2v.domain.request import GenerationRequest
     from i2v.engines import registry
     from i2v.video.encode import encode
@@ -120,15 +122,18 @@ def _measure(
     settings = options | VARIANTS[variant] | {"steps": steps, "resolution": size}
     rng = np.random.default_rng(0)
     image = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
-    request = GenerationRequest(
-        image=image,
+    spec = JobSpec(
+        image_key="bench",
         prompt="the camera slowly pushes in on a city street at sunset",
         seed=0,
-        frames=frames,
         width=width,
         height=height,
-        options={"num_inference_steps": steps},
+        frames=frames,
+        fps=24,
+        num_inference_steps=steps,
+        engine_options=settings,
     )
+    request = GenerationRequest(spec=spec, image=image)
     events: list[tuple[float, int, str]] = []
     engine_object = warm or registry.create(engine, settings)
     try:
@@ -214,24 +219,6 @@ def _pending() -> str:
         "to fill this section with load time, seconds per step, decode, encode and peak GPU "
         "memory per model at 480p and 720p (121 frames), with and without each speed option.\n"
     )
-
-
-def _read(path: Path) -> str:
-    return path.read_text(encoding="utf-8") if path.exists() else ""
-
-
-def _write_section(path: Path, section: str) -> None:
-    """Replace our section (up to the next `## `) or append it; other sections stay."""
-    text = _read(path)
-    if SECTION in text:
-        start = text.index(SECTION)
-        following = text.find("\n## ", start + len(SECTION))
-        rest = text[following + 1 :] if following != -1 else ""
-        text = text[:start] + section + ("\n" + rest if rest else "")
-    else:
-        text = (text.rstrip("\n") + "\n\n" if text.strip() else "# Benchmarks\n\n") + section
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
 
 
 if __name__ == "__main__":

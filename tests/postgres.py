@@ -43,19 +43,13 @@ def postgres_cluster() -> Iterator[str | None]:
         os.chown(base, user.pw_uid, user.pw_gid)
         as_user = ["runuser", "-u", "postgres", "--"]
     data = base / "data"
-    options = f"-k {base} -c listen_addresses='' -c fsync=off -c max_connections=200"
     try:
         subprocess.run(
             [*as_user, initdb, "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync"],
             check=True,
             capture_output=True,
         )
-        log = str(base / "log")
-        subprocess.run(
-            [*as_user, pg_ctl, "-D", str(data), "-o", options, "-l", log, "-w", "start"],
-            check=True,
-            capture_output=True,
-        )
+        subprocess.run(_start(as_user, pg_ctl, base), check=True, capture_output=True)
     except (OSError, subprocess.CalledProcessError):
         shutil.rmtree(base, ignore_errors=True)
         yield None
@@ -67,6 +61,28 @@ def postgres_cluster() -> Iterator[str | None]:
             [*as_user, pg_ctl, "-D", str(data), "-m", "immediate", "stop"], capture_output=True
         )
         shutil.rmtree(base, ignore_errors=True)
+
+
+def _start(as_user: list[str], pg_ctl: str, base: Path) -> list[str]:
+    """The command that starts the cluster in `base` (its data, socket and log)."""
+    options = f"-k {base} -c listen_addresses='' -c fsync=off -c max_connections=200"
+    log = str(base / "log")
+    return [*as_user, pg_ctl, "-D", str(base / "data"), "-o", options, "-l", log, "-w", "start"]
+
+
+@contextmanager
+def postgres_stopped(server: str) -> Iterator[None]:
+    """The cluster of `server` (a `postgres_cluster` URL) stopped, and started again after."""
+    pg_ctl = _pg_tool("pg_ctl")
+    assert pg_ctl is not None
+    base = Path(server.rpartition("host=")[2])
+    as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    stop = [*as_user, pg_ctl, "-D", str(base / "data"), "-m", "fast", "-w", "stop"]
+    subprocess.run(stop, check=True, capture_output=True)
+    try:
+        yield
+    finally:
+        subprocess.run(_start(as_user, pg_ctl, base), check=True, capture_output=True)
 
 
 @contextmanager

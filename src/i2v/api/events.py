@@ -13,37 +13,43 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from collections.abc import AsyncIterator, Callable
+from typing import Any, TypeVar
 
+from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
-from i2v.api.deps import read
+from i2v.api.deps import read, rendered
+from i2v.dialects.views import Views
 from i2v.domain.errors import NotFound
 from i2v.domain.prediction import Prediction
-from i2v.store.sql import Store
+from i2v.store import Store
 
 POLL_SECONDS = 0.2
 KEEPALIVE_SECONDS = 15.0
-Progress = Callable[[Prediction, int | None], Awaitable[dict[str, Any]]]  # with queue place
-Outcome = Callable[[Prediction], Awaitable[dict[str, Any]]]
 DESCRIPTION = (
     "`text/event-stream`: `progress` events (data: the status JSON) whenever status or "
     "progress changes, then one event named by the outcome (data: the result JSON)."
 )
+Endpoint = TypeVar("Endpoint", bound=Callable[..., Any])
 
 
-async def stream(
-    store: Store, prediction_id: str, owner: str, progress: Progress, outcome: Outcome
-) -> StreamingResponse:
+def route(router: APIRouter, path: str, summary: str) -> Callable[[Endpoint], Endpoint]:
+    """Declares a dialect's events endpoint (which calls `stream`) on `router`."""
+    return router.get(
+        path, summary=summary, description=DESCRIPTION, response_class=StreamingResponse
+    )
+
+
+async def stream(store: Store, prediction_id: str, owner: str, views: Views) -> StreamingResponse:
     """The event stream of the owner's prediction; `NotFound` (before any byte) if absent."""
 
     def look() -> tuple[Prediction, int | None]:
-        return store.get_placed(prediction_id, owner=owner)
+        return store.predictions.get_placed(prediction_id, owner=owner)
 
     first = await read(store, look)
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-    events = _events(store, look, first, progress, outcome)
+    events = _events(store, look, first, views)
     return StreamingResponse(events, media_type="text/event-stream", headers=headers)
 
 
@@ -51,8 +57,7 @@ async def _events(
     store: Store,
     look: Callable[[], tuple[Prediction, int | None]],
     first: tuple[Prediction, int | None],
-    progress: Progress,
-    outcome: Outcome,
+    views: Views,
 ) -> AsyncIterator[bytes]:
     p, place = first
     number = 0
@@ -62,7 +67,7 @@ async def _events(
         state = (p.status, place, round(p.progress, 4), p.progress_message)
         if state != last:
             number += 1
-            yield _event("progress", await progress(p, place), number)
+            yield _event("progress", views.progress(p, place), number)
             last, quiet = state, 0.0
         elif quiet >= KEEPALIVE_SECONDS:
             yield b": waiting\n\n"
@@ -74,7 +79,7 @@ async def _events(
         except NotFound:  # deleted meanwhile (its owner asked to)
             yield _event("deleted", {"id": p.id}, number + 1)
             return
-    data = await outcome(p)
+    data = await rendered(views, p, views.result)
     yield _event(str(data["status"]), data, number + 1)
 
 

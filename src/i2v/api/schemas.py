@@ -1,22 +1,70 @@
 """Request bodies per catalog route, built at start-up so /openapi.json is exact.
 
-Each route gets its own model: its allowed durations/frames, the optional inputs
-it declares, nothing else (`extra="forbid"`: an undeclared input is a 400 naming
-it, never silently ignored).
+Each route gets its own model: its allowed durations/frames and the optional inputs
+it declares. The inputs a route takes are always validated strictly. An input it does
+not take is a 400 naming it on the RunComfy dialect, whose published schemas are exact,
+and with `strict_inputs`; on the WaveSpeed dialect it is otherwise ignored, as the hosted
+API does (its clients, e.g. the MCP server, send every input any model might take), and
+named back in a response header (`LenientBody.ignored_inputs`).
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidatorFunctionWrapHandler,
+    create_model,
+    model_validator,
+)
 
 from i2v.domain.catalog import PROMPT_MAX_LENGTH, Route
 from i2v.domain.geometry import ASPECT_RATIOS
 from i2v.domain.request import SEED_MAX
+from i2v.intake.source import IMAGE_MAX_CHARS, MAX_URL_LENGTH
 
 _STRICT = ConfigDict(strict=True, extra="forbid")
 MAX_PAGE = 1_000_000
+# Every string a body carries has a cap, checked by pydantic before anything walks it:
+# image inputs at what an inline image under the size cap needs, URLs at MAX_URL_LENGTH.
+ImageInput = Annotated[str, Field(min_length=1, max_length=IMAGE_MAX_CHARS)]
+MAX_ID_LENGTH = 64  # prediction ids are 32 hex characters
+MAX_CONTENT_TYPE_LENGTH = 255
+
+
+class StrictBody(BaseModel):
+    """A submit body: an input the route does not take is a validation error."""
+
+    model_config = _STRICT
+
+    @property
+    def ignored_inputs(self) -> tuple[str, ...]:
+        """Inputs sent that the route does not take and that were dropped: none here."""
+        return ()
+
+
+class LenientBody(StrictBody):
+    """A submit body that drops the inputs its route does not take, remembering their names."""
+
+    model_config = ConfigDict(strict=True, extra="ignore")
+    _ignored: tuple[str, ...] = PrivateAttr(default=())
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _note_ignored(cls, data: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        body = handler(data)
+        if isinstance(data, dict) and isinstance(body, LenientBody):
+            body._ignored = tuple(sorted(str(k) for k in data if k not in cls.model_fields))
+        return body
+
+    @property
+    def ignored_inputs(self) -> tuple[str, ...]:
+        return self._ignored
 
 
 def _no_nul(text: str) -> str:
@@ -44,7 +92,7 @@ def _optional_inputs(route: Route) -> dict[str, Any]:
         fields["camera_fixed"] = (bool, Field(False, description="Lock the camera (no motion)."))
     if "last_image" in route.inputs:
         fields["last_image"] = (
-            str | None,
+            ImageInput | None,
             Field(None, description="Last frame: URL, data: URI or base64 (engine permitting)."),
         )
     if "resolution" in route.inputs:
@@ -58,6 +106,8 @@ def _optional_inputs(route: Route) -> dict[str, Any]:
         fields["num_inference_steps"] = (int | None, Field(None, ge=1, le=100))
     if "guidance_scale" in route.inputs:
         fields["guidance_scale"] = (float | None, Field(None, ge=0.0, le=20.0))
+    if "flow_shift" in route.inputs:
+        fields["flow_shift"] = (float | None, Field(None, ge=0.0, le=30.0))
     return fields
 
 
@@ -70,11 +120,12 @@ def _seed_field() -> Any:
     )
 
 
-def wavespeed_body(route: Route) -> type[BaseModel]:
+def wavespeed_body(route: Route, *, strict: bool = False) -> type[StrictBody]:
+    """The route's WaveSpeed body; `strict`: undeclared inputs are refused, not ignored."""
     durations = route.durations
     return create_model(
         "WaveSpeed_" + _ident(route.path),
-        __config__=_STRICT,
+        __base__=StrictBody if strict else LenientBody,
         __doc__=f"WaveSpeed v3 input for {route.path}. {route.description}",
         prompt=(
             Text,
@@ -86,7 +137,7 @@ def wavespeed_body(route: Route) -> type[BaseModel]:
             ),
         ),
         image=(
-            str,
+            ImageInput,
             Field(
                 ...,
                 min_length=1,
@@ -112,18 +163,27 @@ def wavespeed_body(route: Route) -> type[BaseModel]:
                 "has_nsfw_contents (the video is returned either way).",
             ),
         ),
+        webhook_url=(
+            str | None,
+            Field(
+                None,
+                max_length=MAX_URL_LENGTH,
+                description="Where to POST the outcome; the same as the `webhook` query "
+                "parameter (give one of the two).",
+            ),
+        ),
         **_optional_inputs(route),
     )
 
 
-def runcomfy_body(route: Route) -> type[BaseModel]:
+def runcomfy_body(route: Route) -> type[StrictBody]:
     return create_model(
         "RunComfy_" + _ident(route.path),
-        __config__=_STRICT,
+        __base__=StrictBody,
         __doc__=f"RunComfy input for {route.path}. {route.description}",
         prompt=(Text, Field(..., min_length=1, max_length=PROMPT_MAX_LENGTH)),
         image_urls=(
-            list[str],
+            list[ImageInput],
             Field(
                 ..., min_length=1, max_length=1, description="One image: URL, data: URI or base64."
             ),
@@ -142,14 +202,16 @@ class HistoryBody(BaseModel):
 
 class DeleteBody(BaseModel):
     model_config = _STRICT
-    ids: list[str] = Field(..., min_length=1, max_length=100)
+    ids: list[Annotated[str, Field(max_length=MAX_ID_LENGTH)]] = Field(
+        ..., min_length=1, max_length=100
+    )
 
 
 class UploadTicketBody(BaseModel):
     model_config = ConfigDict(strict=True, extra="allow")
     filename: str = Field(..., min_length=1, max_length=255)
     size: int = Field(..., ge=0)
-    content_type: str | None = None
+    content_type: str | None = Field(None, max_length=MAX_CONTENT_TYPE_LENGTH)
 
 
 def _ident(path: str) -> str:

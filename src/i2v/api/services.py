@@ -2,18 +2,32 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import Protocol
 
+from i2v.api.space import DiskGuard
 from i2v.domain.catalog import Catalog
 from i2v.domain.settings import Settings
+from i2v.intake.decoder import DecodePool
 from i2v.intake.fetch import Fetcher
+from i2v.metrics import Metrics
 from i2v.storage.base import Storage
 from i2v.storage.signing import UrlSigner
-from i2v.store.sql import Store
+from i2v.store import Store
 
-if TYPE_CHECKING:  # webhooks render with views, and views import this module
-    from i2v.api.webhooks import WebhookSecrets, WebhookSender
+
+class WebhookSecretSource(Protocol):
+    """Each owner's webhook secret (`i2v.delivery.secrets.WebhookSecrets`): the API shows
+    it, delivery signs with it."""
+
+    def secret_for(self, owner: str) -> str: ...
+
+
+class BackgroundJob(Protocol):
+    """Work the API process runs beside its requests until shutdown cancels it (the
+    webhook sender, `i2v.delivery.sender.WebhookSender`)."""
+
+    async def run(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -24,5 +38,11 @@ class Services:
     signer: UrlSigner
     catalog: Catalog
     fetcher: Fetcher
-    webhook_secrets: WebhookSecrets
-    webhooks: WebhookSender | None = None  # None: this process sends no webhooks
+    webhook_secrets: WebhookSecretSource
+    webhooks: BackgroundJob | None = None  # None: this process sends no webhooks
+    metrics: Metrics = field(default_factory=Metrics)  # this process's, served at /metrics
+    # Submitted images are decoded here, in child processes under a time budget; the
+    # children start with the app (lifespan) and stop with it.
+    decoder: DecodePool = field(default_factory=DecodePool)
+    # Submits are refused while the media disk is nearly full; None: not checked (S3).
+    disk: DiskGuard | None = None

@@ -1,4 +1,8 @@
-"""Command line: the composition root. Only this package wires concrete classes."""
+"""Command line: the composition root. Only this package wires concrete classes.
+
+Importing it is cheap: each command's module is imported when that command runs
+(see `i2v.cli.app`).
+"""
 
 from __future__ import annotations
 
@@ -6,9 +10,6 @@ import typer
 
 from i2v.cli.app import app
 from i2v.domain.errors import I2VError
-
-# Each module registers its commands on `app` when imported.
-from i2v.cli import generate, keys, models, serve, worker  # noqa: F401  isort: skip
 
 
 def main() -> None:

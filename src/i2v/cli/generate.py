@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import random
-import time
 import tomllib
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -22,92 +20,10 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from i2v.cli.app import app
-from i2v.domain.errors import I2VError, InputError
-from i2v.domain.geometry import RESOLUTIONS, output_size, snap_aspect
-from i2v.domain.request import FPS, FRAME_CHOICES, SEED_MAX, GenerationRequest
+from i2v.domain.errors import I2VError
+from i2v.domain.geometry import RESOLUTIONS
+from i2v.domain.request import FPS, FRAME_CHOICES, SEED_MAX
 from i2v.engines import registry
-from i2v.engines.base import ProgressCallback, no_progress
-from i2v.intake.image import decode_image
-from i2v.video import encode, probe
-
-
-@dataclass(frozen=True)
-class GenerateResult:
-    path: Path
-    width: int
-    height: int
-    frames: int
-    fps: float
-    size_bytes: int
-    seed: int
-    seconds: float
-
-
-def generate_video(
-    image: Path,
-    prompt: str,
-    out: Path,
-    *,
-    resolution: str = "720p",
-    frames: int = FRAME_CHOICES[0],
-    seed: int,
-    engine: str = "motion",
-    engine_options: dict[str, Any] | None = None,
-    request_options: dict[str, Any] | None = None,
-    camera_fixed: bool = False,
-    on_progress: ProgressCallback = no_progress,
-) -> GenerateResult:
-    """What `i2v generate` does, minus the terminal: decode, size, render, encode, probe.
-
-    `engine_options` go to the engine's constructor (weights folder, device...), and
-    `request_options` ride on the request (steps, guidance...): the two places engine
-    families read their knobs from.
-    """
-    started = time.perf_counter()
-    try:
-        data = image.read_bytes()
-    except OSError as exc:
-        raise InputError(f"cannot read {image}: {exc.strerror}", field="image") from exc
-    # A local file is the user's own: only the format allowlist and the bomb cap apply,
-    # not the hosted APIs' size rules.
-    picture = decode_image(data, field="image", rules=None)
-    size = output_size(resolution, snap_aspect(picture.width, picture.height))
-    request = GenerationRequest(
-        image=picture.pixels,
-        prompt=prompt,
-        seed=seed,
-        frames=frames,
-        width=size.width,
-        height=size.height,
-        fps=FPS,
-        camera_fixed=camera_fixed,
-        options=dict(request_options or {}),
-    )
-    renderer = registry.create(engine, engine_options)
-    try:
-        encode(
-            renderer.render(request, on_progress),
-            out,
-            width=size.width,
-            height=size.height,
-            fps=request.fps,
-            expected_frames=frames,
-            pixel_format=renderer.pixel_format,
-        )
-    finally:
-        renderer.close()
-    info = probe(out)
-    return GenerateResult(
-        path=out,
-        width=info.width,
-        height=info.height,
-        frames=info.frames,
-        fps=info.fps,
-        size_bytes=out.stat().st_size,
-        seed=seed,
-        seconds=time.perf_counter() - started,
-    )
 
 
 def _check_resolution(value: str) -> str:
@@ -143,11 +59,9 @@ def _check_options(values: list[str] | None) -> list[str] | None:
     return values
 
 
-def _engine_options(
-    pairs: list[str], weights: str | None, steps: int | None, guidance: float | None
-) -> dict[str, Any]:
-    """--option KEY=VALUE pairs (values read as TOML: 2, 0.1, true, else a string),
-    then the named flags, which win."""
+def _engine_options(pairs: list[str], weights: str | None) -> dict[str, Any]:
+    """--option KEY=VALUE pairs (values read as TOML: 2, 0.1, true, else a string), as a
+    catalog route's options table; --weights wins over --option weights=."""
     options: dict[str, Any] = {}
     for pair in pairs:
         key, _, raw = pair.partition("=")
@@ -155,12 +69,11 @@ def _engine_options(
             options[key.strip()] = tomllib.loads(f"v = {raw}")["v"]
         except tomllib.TOMLDecodeError:
             options[key.strip()] = raw
-    named = {"weights": weights, "steps": steps, "guidance_scale": guidance}
-    options.update({key: value for key, value in named.items() if value is not None})
+    if weights is not None:
+        options["weights"] = weights
     return options
 
 
-@app.command()
 def generate(
     image: Annotated[
         Path, typer.Argument(help="Input photo (JPEG, PNG or WebP).", exists=True, dir_okay=False)
@@ -192,6 +105,15 @@ def generate(
     guidance: Annotated[
         float | None, typer.Option(help="wan/ltx: guidance scale (1.0: no CFG).", min=0.0)
     ] = None,
+    flow_shift: Annotated[
+        float | None,
+        typer.Option(
+            help="wan: the sampler's flow shift; omitted: the model's official one.", min=0.0
+        ),
+    ] = None,
+    negative_prompt: Annotated[
+        str, typer.Option(help="wan/ltx: what to avoid; empty: the model's own default.")
+    ] = "",
     option: Annotated[
         list[str] | None,
         typer.Option(
@@ -203,6 +125,9 @@ def generate(
     ] = None,
 ) -> None:
     """Generate a video from IMAGE and a prompt, with a progress bar."""
+    # Imported here: `i2v --help` and the other commands need none of the render stack.
+    from i2v.pipeline import generate_video, local_request
+
     console = Console(stderr=True)
     chosen_seed = seed if seed is not None else random.SystemRandom().randint(0, SEED_MAX)
     columns = (
@@ -216,25 +141,28 @@ def generate(
     try:
         with Progress(*columns, console=console, transient=True) as progress:
             task = progress.add_task("starting", total=frames)
-            result = generate_video(
+            request = local_request(
                 image,
                 prompt,
-                out,
                 resolution=resolution,
                 frames=frames,
                 seed=chosen_seed,
-                engine=engine,
-                engine_options=_engine_options(option or [], weights, steps, guidance),
                 camera_fixed=camera_fixed,
-                on_progress=_progress_to(progress, task),
+                negative_prompt=negative_prompt,
+                num_inference_steps=steps,
+                guidance_scale=guidance,
+                flow_shift=flow_shift,
+                engine_options=_engine_options(option or [], weights),
             )
+            result = generate_video(request, engine, out, on_progress=_progress_to(progress, task))
     except I2VError as exc:
         console.print(f"[red]error:[/red] {exc.message}")
         raise typer.Exit(1) from None
+    video = result.video
     typer.echo(str(result.path))
     typer.echo(
-        f"{result.width}x{result.height}, {result.size_bytes / 1e6:.2f} MB, "
-        f"{result.frames} frames at {result.fps:g} fps, seed {result.seed}, "
+        f"{video.width}x{video.height}, {result.size_bytes / 1e6:.2f} MB, "
+        f"{video.frames} frames at {video.fps:g} fps, seed {chosen_seed}, "
         f"{result.seconds:.1f} s"
     )
 

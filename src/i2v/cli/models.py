@@ -7,13 +7,7 @@ from typing import Annotated
 
 import typer
 
-from i2v.cli.app import app
-from i2v.domain.catalog import read_catalog
-from i2v.engines import registry
-from i2v.engines.diffusers.weights import find_weights
 
-
-@app.command()
 def models(
     catalog: Annotated[
         Path | None, typer.Option(help="Catalog TOML; default: the built-in catalog.")
@@ -24,6 +18,10 @@ def models(
     ] = None,
 ) -> None:
     """List catalog routes, their engine and whether their weights are present."""
+    from i2v.domain.catalog import read_catalog
+    from i2v.engines import registry
+    from i2v.engines.diffusers.weights import find_weights
+
     routes = read_catalog(catalog)  # unchecked options too: this lists, it does not serve
     rows = [("ROUTE", "ENGINE", "WEIGHTS", "WHERE")]
     for route in routes:

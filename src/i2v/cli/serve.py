@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 import threading
 from pathlib import Path
 from typing import Annotated
 
 import typer
-import uvicorn
 from rich.console import Console
-
-from i2v.api.app import create_app
-from i2v.cli import wiring
-from i2v.cli.app import app
 
 console = Console(stderr=True)
 
 
-@app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Interface to bind.")] = None,
     port: Annotated[int | None, typer.Option(help="Port to bind.")] = None,
@@ -35,6 +28,12 @@ def serve(
     lease_seconds: Annotated[float | None, typer.Option(help="Worker lease length.")] = None,
 ) -> None:
     """Serve the WaveSpeed v3 and RunComfy APIs, with workers in this process."""
+    import uvicorn
+
+    from i2v.api import connection
+    from i2v.api.app import create_app
+    from i2v.cli import logs, wiring
+
     settings = wiring.settings_from(
         {
             "host": host,
@@ -47,9 +46,8 @@ def serve(
             "lease_seconds": lease_seconds,
         }
     )
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    settings.check_public_url()  # before anything opens: refused outright, with the fix
+    logs.configure(settings.log_format, settings.log_level)
     store = wiring.open_store(settings)
     services = wiring.build_services(settings, store)
     key = wiring.ensure_key(settings, store)
@@ -58,7 +56,9 @@ def serve(
     # default so a busy render thread does not add milliseconds to every request.
     sys.setswitchinterval(0.001)
     stop = threading.Event()
-    in_process = wiring.build_workers(settings, store, services.storage, settings.workers)
+    in_process = wiring.build_workers(
+        settings, store, services.storage, settings.workers, metrics=services.metrics
+    )
     threads = [
         threading.Thread(target=w.run, args=(stop,), name=f"worker-{i}", daemon=True)
         for i, w in enumerate(in_process)
@@ -80,8 +80,11 @@ def serve(
             create_app(services),
             host=settings.host,
             port=settings.port,
-            log_level="warning",
+            log_config=None,  # our handlers (logs.configure), for uvicorn's access log too
+            log_level=settings.log_level,
+            access_log=settings.access_log,
             timeout_graceful_shutdown=5,
+            **connection.uvicorn_options(),  # header cap (431) and head deadline (408)
         )
     finally:
         stop.set()

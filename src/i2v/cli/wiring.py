@@ -6,19 +6,28 @@ from pathlib import Path
 
 from i2v.api.auth import hash_key, new_key
 from i2v.api.services import Services
-from i2v.api.webhooks import RetryPolicy, WebhookSecrets, WebhookSender, dialect_payload
+from i2v.api.space import MB, DiskGuard
+from i2v.delivery.poster import WebhookPoster
+from i2v.delivery.retry import RetryPolicy
+from i2v.delivery.secrets import WebhookSecrets
+from i2v.delivery.sender import WebhookSender
+from i2v.dialects.payload import WebhookPayload
 from i2v.domain.catalog import Catalog, CatalogError, read_catalog
 from i2v.domain.errors import I2VError
 from i2v.domain.settings import Settings
 from i2v.engines import registry
 from i2v.intake.fetch import Fetcher
+from i2v.metrics import JobMetrics, Metrics
+from i2v.metrics.queue import QueueDepth
 from i2v.safety import create_checker
 from i2v.storage.base import Storage
 from i2v.storage.local import LocalStorage
 from i2v.storage.s3 import S3Location, S3Storage
 from i2v.storage.signing import UrlSigner, load_or_create_secret
-from i2v.store.sql import Store
+from i2v.store import Store
+from i2v.store.stats import Stats
 from i2v.worker.loop import Worker, WorkerConfig
+from i2v.worker.sweeper import Sweeper
 
 KEY_FILE = "api-key.txt"  # the key `i2v serve` made on first start, so it can show it again
 
@@ -39,10 +48,14 @@ def load_catalog(path: Path | None) -> Catalog:
 
 def open_store(settings: Settings) -> Store:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    return Store.open(settings.resolved_database_url)
+    return Store.open(settings.resolved_database_url, limits=settings.default_limits)
 
 
-def build_services(settings: Settings, store: Store) -> Services:
+def build_services(settings: Settings, store: Store, metrics: Metrics | None = None) -> Services:
+    """What the API needs; `metrics`: this process's (default: new ones), to which the
+    queue depth and webhook outcomes are added."""
+    metrics = metrics or Metrics()
+    metrics.add(QueueDepth(Stats(store.database)))
     secret = (
         settings.url_secret.encode()
         if settings.url_secret
@@ -58,13 +71,9 @@ def build_services(settings: Settings, store: Store) -> Services:
     secrets = WebhookSecrets(secret)
     sender = WebhookSender(
         store.outbox,
-        Fetcher(
-            timeout_s=settings.webhook_timeout_seconds,
-            max_bytes=settings.fetch_max_bytes,
-            allow=settings.allow_webhooks,
-        ),
+        WebhookPoster(timeout_s=settings.webhook_timeout_seconds, allow=settings.allow_webhooks),
         secrets,
-        dialect_payload(signer, storage),
+        WebhookPayload(signer, storage, settings.retention),
         policy=RetryPolicy(
             attempts=settings.webhook_attempts,
             first_wait_s=settings.webhook_retry_seconds,
@@ -72,6 +81,7 @@ def build_services(settings: Settings, store: Store) -> Services:
         ),
         timeout_s=settings.webhook_timeout_seconds,
         poll_s=settings.webhook_poll_seconds,
+        on_outcome=lambda outcome: metrics.webhooks.labels(outcome).inc(),
     )
     return Services(
         settings=settings,
@@ -82,7 +92,16 @@ def build_services(settings: Settings, store: Store) -> Services:
         fetcher=fetcher,
         webhook_secrets=secrets,
         webhooks=sender,
+        metrics=metrics,
+        disk=disk_guard(settings),
     )
+
+
+def disk_guard(settings: Settings) -> DiskGuard | None:
+    """The media folder's free-space check; None on S3 or with `min_free_mb` 0."""
+    if settings.storage_url or not settings.min_free_mb:
+        return None
+    return DiskGuard(settings.resolved_media_dir, settings.min_free_mb * MB)
 
 
 def build_storage(settings: Settings) -> Storage:
@@ -104,17 +123,24 @@ def build_workers(
     storage: Storage,
     count: int,
     engines: frozenset[str] | None = None,
+    metrics: Metrics | None = None,
 ) -> list[Worker]:
     """`count` workers for one process. They share one safety checker: its model is loaded
-    once (ONNX Runtime sessions may be run from several threads)."""
+    once (ONNX Runtime sessions may be run from several threads). With `metrics`, they
+    record their jobs there."""
     if count <= 0:
         return []
+    observer = JobMetrics(metrics, store) if metrics is not None else None
+    if observer is not None:
+        observer.started(count)
     config = WorkerConfig(
         lease_seconds=settings.lease_seconds,
         heartbeat_seconds=settings.heartbeat_seconds,
         poll_seconds=settings.poll_seconds,
         engines=engines,
         safety=create_checker(settings.safety_checker, threshold=settings.safety_threshold),
+        observer=observer,
+        sweeper=Sweeper(store, storage, settings.retention, every_s=settings.sweep_seconds),
     )
     return [Worker(store, storage, registry.create, config) for _ in range(count)]
 
@@ -130,12 +156,12 @@ def ensure_key(settings: Settings, store: Store) -> str | None:
     path = settings.data_dir / KEY_FILE
     if path.exists():
         key = path.read_text().strip()
-        if store.find_key(hash_key(key)) is not None:
+        if store.keys.find(hash_key(key)) is not None:
             return key
-    if settings.api_keys or store.list_keys():
+    if settings.api_keys or store.keys.list():
         return None
     key = new_key()
-    store.add_key(hash_key(key), name="default", prefix=key[:8])
+    store.keys.add(hash_key(key), name="default", prefix=key[:8])
     path.touch(mode=0o600)
     path.write_text(key + "\n")
     return key

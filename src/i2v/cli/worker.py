@@ -6,7 +6,6 @@ Point any number of them (on GPU machines, say) at the database and media folder
 
 from __future__ import annotations
 
-import logging
 import signal
 import threading
 from pathlib import Path
@@ -15,13 +14,9 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from i2v.cli import wiring
-from i2v.cli.app import app
-
 console = Console(stderr=True)
 
 
-@app.command()
 def worker(
     data_dir: Annotated[Path | None, typer.Option(help="The server's data directory.")] = None,
     workers: Annotated[int, typer.Option(help="Worker threads in this process.")] = 1,
@@ -30,21 +25,36 @@ def worker(
         typer.Option(help="Only claim jobs for this engine (repeatable); default: any."),
     ] = None,
     lease_seconds: Annotated[float | None, typer.Option(help="Worker lease length.")] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(help="Serve this process's Prometheus metrics on this port (/metrics)."),
+    ] = None,
+    metrics_host: Annotated[str, typer.Option(help="Interface for --metrics-port.")] = "127.0.0.1",
 ) -> None:
     """Run workers against a server's queue (I2V_DATABASE_URL / I2V_MEDIA_DIR to share)."""
+    from i2v.cli import logs, wiring
+    from i2v.metrics import Metrics
+
     settings = wiring.settings_from({"data_dir": data_dir, "lease_seconds": lease_seconds})
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logs.configure(settings.log_format, settings.log_level)
     store = wiring.open_store(settings)
     storage = wiring.build_storage(settings)
     engines = frozenset(engine) if engine else None
+    metrics = Metrics()
+    if metrics_port is not None:
+        from prometheus_client import start_http_server
+
+        # prometheus_client's own server, in a daemon thread: it ends with the process.
+        start_http_server(metrics_port, addr=metrics_host, registry=metrics.registry)
+        console.print(f"metrics: http://{metrics_host}:{metrics_port}/metrics")
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     threads = [
         threading.Thread(target=w.run, args=(stop,), name=f"worker-{i}")
-        for i, w in enumerate(wiring.build_workers(settings, store, storage, workers, engines))
+        for i, w in enumerate(
+            wiring.build_workers(settings, store, storage, workers, engines, metrics=metrics)
+        )
     ]
     for thread in threads:
         thread.start()

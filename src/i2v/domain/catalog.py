@@ -8,7 +8,8 @@ A catalog is TOML. Each `[routes."<path>"]` table names an engine and may set:
     frames = [121, 241]       allowed frame counts (WaveSpeed duration 5|10 maps to these)
     inputs = [...]            optional inputs the route accepts beyond prompt/image/seed/length:
                               aspect_ratio, camera_fixed, last_image, resolution,
-                              negative_prompt, num_inference_steps, guidance_scale
+                              negative_prompt, num_inference_steps, guidance_scale,
+                              flow_shift (Wan only)
     [routes."<path>".options] engine settings (weights folder, steps, offload...)
 """
 
@@ -34,6 +35,7 @@ OPTIONAL_INPUTS = frozenset(
         "negative_prompt",
         "num_inference_steps",
         "guidance_scale",
+        "flow_shift",
     }
 )
 PROMPT_MAX_LENGTH = 800  # RunComfy's schema; WaveSpeed's Dreamina pages say the same

@@ -11,12 +11,16 @@ The tree (the API edge maps each branch to one HTTP status, nowhere else):
     │   └── UnknownModel           model path not in the catalog     -> 404
     ├── AuthError                  missing or wrong API key          -> 401
     ├── NotFound                   no such prediction/object for you -> 404
+    │   └── Expired                media deleted by retention        -> 410
     ├── Conflict                   the request clashes with a state  -> 409
+    ├── RateLimited                a key is over one of its limits   -> 429 + Retry-After
+    ├── InsufficientStorage        the media disk is nearly full     -> 507 (RunComfy 503)
     ├── EngineError                an engine failed a render (prediction fails)
     │   └── EngineCrashed          the engine's child process died
     ├── Cancelled                  cooperative cancel reached the engine
     ├── LeaseLost                  a worker's fenced write was refused
     ├── StorageUnavailable         object storage failed; try again  -> 503
+    ├── DatabaseUnavailable        the database did not answer       -> 503
     └── ConfigError                a setting the service cannot start with (CLI: exit 2)
 """
 
@@ -82,12 +86,34 @@ class AuthError(I2VError):
     """Missing, malformed or unknown API key."""
 
 
+class Forbidden(I2VError):
+    """A valid key that may not do this (the operator page, for a key that is not admin)."""
+
+
 class NotFound(I2VError):
     """No such thing, or not yours (both look the same from outside)."""
 
 
+class Expired(NotFound):
+    """A media object retention deleted: it existed, and will not come back."""
+
+
 class Conflict(I2VError):
     """The request clashes with the current state of a resource."""
+
+
+class RateLimited(I2VError):
+    """A key is over one of its limits (queued, submits per minute). Nothing was wrong with
+    the request: the same one succeeds after `retry_after_s` seconds, or once work drains."""
+
+    def __init__(self, message: str, *, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class InsufficientStorage(I2VError):
+    """Free space in the media folder is under the configured floor: new work is refused
+    at submit rather than failing later while writing its video."""
 
 
 class EngineError(I2VError):
@@ -116,6 +142,12 @@ class LeaseLost(I2VError):
 class StorageUnavailable(I2VError):
     """Object storage did not do what was asked (unreachable, refused, erred). Nothing was
     wrong with the request: an API client may retry, a worker's job is retried."""
+
+
+class DatabaseUnavailable(I2VError):
+    """The database did not answer (down, restarting, unreachable, locked past its busy
+    timeout). Nothing was wrong with the request: an API client may retry; a worker leaves
+    its job to its lease, which returns it to the queue once the database is back."""
 
 
 class ConfigError(I2VError):

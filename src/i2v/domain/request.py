@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
+
+from i2v.domain.job import JobSpec
 
 RGBImage = npt.NDArray[np.uint8]  # H x W x 3, RGB, C-contiguous
 # How an engine's frames are laid out: "rgb24" is an RGBImage; "yuv420p" is I420 in one
@@ -22,20 +24,39 @@ SEED_MAX = 2**31 - 1
 
 @dataclass(frozen=True)
 class GenerationRequest:
-    """A fully validated request. Engines trust it; intake and the API build it."""
+    """What an engine renders: the job's spec with its input pixels, decoded once.
 
+    The spec is handed over as it is (a generative engine's child process receives this
+    very object); the properties below read it, they do not copy it."""
+
+    spec: JobSpec
     image: RGBImage
-    prompt: str
-    seed: int
-    frames: int
-    width: int
-    height: int
-    fps: int = FPS
     last_image: RGBImage | None = None
-    camera_fixed: bool = False
-    # Engine-specific knobs from the catalog or the request (steps, guidance...).
-    options: dict[str, Any] = field(default_factory=dict)
 
     @property
-    def duration_s(self) -> float:
-        return self.frames / self.fps
+    def prompt(self) -> str:
+        return self.spec.prompt
+
+    @property
+    def seed(self) -> int:
+        return self.spec.seed
+
+    @property
+    def frames(self) -> int:
+        return self.spec.frames
+
+    @property
+    def width(self) -> int:
+        return self.spec.width
+
+    @property
+    def height(self) -> int:
+        return self.spec.height
+
+    @property
+    def fps(self) -> int:
+        return self.spec.fps
+
+    @property
+    def camera_fixed(self) -> bool:
+        return self.spec.camera_fixed

@@ -2,7 +2,7 @@
 
 Frame i is the input image resized to the output size, with its brightness
 shifted by a seed- and index-dependent amount, so tests can tell frames, seeds
-and requests apart. Options: `frame_delay` (seconds per frame, to keep a job
+and requests apart. Options (the route's): `frame_delay` (seconds per frame, to keep a job
 running while a test cancels or kills it) and `fail_at` (frame index that raises).
 """
 
@@ -32,14 +32,12 @@ class FakeEngine:
         self, request: GenerationRequest, on_progress: ProgressCallback
     ) -> Iterator[RGBImage]:
         base = _resize_nearest(request.image, request.width, request.height).astype(np.int16)
-        delay = float(request.options.get("frame_delay", self.frame_delay))
-        fail_at = request.options.get("fail_at", self.fail_at)
         for i in range(request.frames):
             on_progress(i, request.frames, "rendering")
-            if fail_at is not None and i == int(fail_at):
+            if self.fail_at is not None and i == int(self.fail_at):
                 raise EngineError(f"fake engine failed at frame {i} as asked")
-            if delay:
-                time.sleep(delay)
+            if self.frame_delay:
+                time.sleep(self.frame_delay)
             shift = (request.seed * 7 + i) % 32
             yield np.clip(base + shift, 0, 255).astype(np.uint8)
         on_progress(request.frames, request.frames, "rendering")

@@ -74,29 +74,94 @@ def is_public(address: str | IPAddress) -> bool:
     return problem(address) is None
 
 
+def canonical(address: IPAddress) -> IPAddress:
+    """The address a socket really reaches: an IPv4-mapped IPv6 address (`::ffff:a.b.c.d`, the
+    plain IPv4 form a dual-stack socket uses) is that IPv4 address; anything else is itself."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def is_translated(address: IPAddress) -> bool:
+    """Whether `address` is an IPv6 form that a translator or tunnel maps to an IPv4 address
+    (NAT64, 6to4, IPv4-compatible, Teredo): it reaches that IPv4 address through someone
+    else's gateway, so an allowlist of IPv4 destinations never covers it."""
+    plain = canonical(address)
+    return isinstance(plain, ipaddress.IPv6Address) and unwrap(plain) != plain
+
+
+@dataclass(frozen=True)
+class AllowEntry:
+    """One operator allowlist entry: an exact host name or a network, with an optional port
+    (`None`: any port)."""
+
+    host: str | None
+    network: IPNetwork | None
+    port: int | None
+
+    @classmethod
+    def parse(cls, raw: str) -> AllowEntry:
+        """`name`, `name:port`, `10.0.0.0/8`, `127.0.0.1:9000`, `::1`, `[::1]`, `[::1]:8080`,
+        `[fd00::/8]:443`. `ValueError` for a port that is not 1-65535."""
+        entry, port = _split_port(raw.strip())
+        try:
+            network = ipaddress.ip_network(entry.strip("[]"), strict=False)
+        except ValueError:
+            return cls(host=entry.lower().rstrip("."), network=None, port=port)
+        return cls(host=None, network=network, port=port)
+
+    def allows_port(self, port: int) -> bool:
+        return self.port is None or self.port == port
+
+
+def _split_port(entry: str) -> tuple[str, int | None]:
+    if entry.startswith("["):
+        inside, bracket, rest = entry[1:].partition("]")
+        if bracket and rest.startswith(":"):
+            return inside, _port(rest[1:], entry)
+        return inside, None
+    if entry.count(":") == 1:  # a name or IPv4 with a port; bare IPv6 has two or more
+        host, _, port = entry.partition(":")
+        return host, _port(port, entry)
+    return entry, None
+
+
+def _port(text: str, entry: str) -> int:
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= 65535:
+        raise ValueError(f"allowlist entry {entry!r}: port must be 1-65535, got {text!r}")
+    return int(text)
+
+
 @dataclass(frozen=True)
 class Allowlist:
-    """Operator-approved hosts (exact names) and networks that skip the public-address rule."""
+    """Operator-approved hosts (exact names) and networks that skip the public-address rule,
+    each on one port or on any.
 
-    hosts: frozenset[str] = frozenset()
-    networks: tuple[IPNetwork, ...] = ()
+    Addresses are matched in canonical form (`canonical`): an IPv4 entry matches IPv4
+    destinations (and their IPv4-mapped form, which is the same socket), never an IPv6
+    address; a translated form (`is_translated`: NAT64, 6to4, compatible, Teredo) is never
+    allowed by an entry, whatever it embeds, and is left to the public-address rule, which
+    judges it by the IPv4 address inside.
+    """
+
+    entries: tuple[AllowEntry, ...] = ()
 
     @classmethod
     def parse(cls, entries: Iterable[str]) -> Allowlist:
-        hosts: set[str] = set()
-        networks: list[IPNetwork] = []
-        for raw in entries:
-            entry = raw.strip()
-            if not entry:
-                continue
-            try:
-                networks.append(ipaddress.ip_network(entry.strip("[]"), strict=False))
-            except ValueError:
-                hosts.add(entry.lower().rstrip("."))
-        return cls(frozenset(hosts), tuple(networks))
+        return cls(tuple(AllowEntry.parse(raw) for raw in entries if raw.strip()))
 
-    def allows_host(self, host: str) -> bool:
-        return host.lower().rstrip(".") in self.hosts
+    def allows_host(self, host: str, port: int) -> bool:
+        name = host.lower().rstrip(".")
+        return any(e.host == name and e.allows_port(port) for e in self.entries)
 
-    def allows_address(self, address: IPAddress) -> bool:
-        return any(address in network for network in self.networks)
+    def allows_address(self, address: IPAddress, port: int) -> bool:
+        if is_translated(address):
+            return False
+        plain = canonical(address)
+        return any(
+            e.network is not None
+            and e.network.version == plain.version
+            and plain in e.network
+            and e.allows_port(port)
+            for e in self.entries
+        )

@@ -12,31 +12,32 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import logging
 import socket
 from collections.abc import Collection, Iterable, Sequence
 from http.cookiejar import DefaultCookiePolicy
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import httpcore
 import httpx
 
 from i2v.domain.errors import AddressRefused, FetchError, InputError
 from i2v.intake.address import Allowlist, IPAddress, problem, unwrap
-from i2v.intake.source import require_http_url, require_url
+from i2v.intake.source import require_url
 
 MAX_REDIRECTS = 5
 # Ports a public host may be fetched on; other ports are how internal services get probed.
 DEFAULT_PORTS = frozenset({80, 443, 8080, 8443})
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _USER_AGENT = "i2v-fetch/1 (+image-to-video input fetcher)"
-_ANSWER_READ_BYTES = 4096  # of a webhook receiver's answer; only its status matters
 
 
-class _Refused(Exception):
-    """Raised inside the network backend; `Fetcher.fetch` turns it into a FetchError."""
+class Refused(Exception):
+    """Raised inside the network backend (and by the fetch itself); callers turn it into a
+    FetchError."""
 
 
-class _Forbidden(_Refused):
+class Forbidden(Refused):
     """The guard's own refusal (address or port), as opposed to a host that did not resolve:
     asking again will not help."""
 
@@ -64,10 +65,10 @@ class _GuardedBackend(httpcore.AsyncNetworkBackend):
                 )
             except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
                 last = exc
-        raise last if last is not None else _Refused(f"URL host '{host}' has no address")
+        raise last if last is not None else Refused(f"URL host '{host}' has no address")
 
     async def vetted_addresses(self, host: str, port: int) -> list[IPAddress]:
-        """Every address `host` resolves to, all checked, or `_Refused`."""
+        """Every address `host` resolves to, all checked, or `Refused`."""
         bare = host.strip("[]")
         literal = _literal(bare)
         if literal is not None:
@@ -77,19 +78,19 @@ class _GuardedBackend(httpcore.AsyncNetworkBackend):
             try:
                 infos = await loop.getaddrinfo(bare, port, type=socket.SOCK_STREAM)
             except (socket.gaierror, UnicodeError) as exc:
-                raise _Refused(f"URL host '{bare}' could not be resolved ({exc})") from None
+                raise Refused(f"URL host '{bare}' could not be resolved ({exc})") from None
             answers = []
             for info in infos:
                 address = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
                 if address not in answers:
                     answers.append(address)
             if not answers:
-                raise _Refused(f"URL host '{bare}' could not be resolved (no addresses)")
-        if self._allow.allows_host(bare):
+                raise Refused(f"URL host '{bare}' could not be resolved (no addresses)")
+        if self._allow.allows_host(bare, port):
             return answers
         trusted = True
         for address in answers:
-            if self._allow.allows_address(address) or self._allow.allows_address(unwrap(address)):
+            if self._allow.allows_address(address, port):
                 continue
             trusted = False
             reason = problem(address)
@@ -99,10 +100,10 @@ class _GuardedBackend(httpcore.AsyncNetworkBackend):
                 if inner != address:
                     shown += f" ({inner})"
                 where = f"is {shown}" if literal is not None else f"resolves to {shown}"
-                raise _Forbidden(f"URL host '{bare}' {where}, which is {reason}")
+                raise Forbidden(f"URL host '{bare}' {where}, which is {reason}")
         if not trusted and port not in self._ports:
             allowed = ", ".join(str(p) for p in sorted(self._ports))
-            raise _Forbidden(f"URL port {port} is not allowed; use one of {allowed}")
+            raise Forbidden(f"URL port {port} is not allowed; use one of {allowed}")
         return answers
 
     async def connect_unix_socket(
@@ -111,7 +112,7 @@ class _GuardedBackend(httpcore.AsyncNetworkBackend):
         timeout: float | None = None,
         socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
     ) -> httpcore.AsyncNetworkStream:
-        raise _Forbidden("URL fetching never connects to unix sockets")
+        raise Forbidden("URL fetching never connects to unix sockets")
 
     async def sleep(self, seconds: float) -> None:
         await self._inner.sleep(seconds)
@@ -130,13 +131,73 @@ class _GuardedTransport(httpx.AsyncHTTPTransport):
         )
 
 
-class Fetcher:
-    """Fetches image URLs for intake and posts webhooks: every request to a URL a user
-    named goes through the guard. One per process; safe to share between requests.
+def redact(url: str | httpx.URL) -> str:
+    """`url` as a log may show it: no userinfo, query string or fragment (where signed
+    links, tokens and passwords live); scheme, host, port and path stay."""
+    text = str(url)
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError:
+        return "<unparseable URL>"
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = host if port is None else f"{host}:{port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+class _RedactUrls(logging.Filter):
+    """Rewrites the URLs httpx logs at INFO ("HTTP Request: GET <url> ...") with `redact`."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and any(isinstance(a, httpx.URL) for a in record.args):
+            record.args = tuple(redact(a) if isinstance(a, httpx.URL) else a for a in record.args)
+        return True
+
+
+def _redact_httpx_logs() -> None:
+    logger = logging.getLogger("httpx")
+    if not any(isinstance(f, _RedactUrls) for f in logger.filters):
+        logger.addFilter(_RedactUrls())
+
+
+def guarded_client(
+    *,
+    timeout_s: float,
+    headers: dict[str, str],
+    allow: Sequence[str] = (),
+    ports: Collection[int] = DEFAULT_PORTS,
+) -> httpx.AsyncClient:
+    """An HTTP client for URLs a user named: every connection goes through the guard, no
+    proxy, no redirect followed, no cookie kept. Its requests raise `Forbidden` when the
+    guard refuses the address or port, `Refused` when the host cannot be resolved.
 
     `allow` lists hosts (exact names) or networks (`10.0.0.0/8`, `127.0.0.1`) that an operator
-    trusts; they skip the public-address rule and the port rule (`ports`, for public hosts).
+    trusts, each optionally on one port (`127.0.0.1:9000`, `[::1]:8080`, `minio:9000`); they
+    skip the public-address rule and the port rule (`ports`, for public hosts). See
+    `Allowlist` for how IPv6 forms that embed an IPv4 address are judged.
     """
+    backend = _GuardedBackend(Allowlist.parse(allow), frozenset(ports))
+    # Users' URLs (image fetches, webhooks) carry tokens in their queries: never log those.
+    _redact_httpx_logs()
+    client = httpx.AsyncClient(
+        transport=_GuardedTransport(backend),
+        timeout=httpx.Timeout(timeout_s),
+        follow_redirects=False,
+        trust_env=False,
+        headers=headers,
+    )
+    # No cookie may be stored: the client is shared between users. (httpx copies a jar
+    # passed to its constructor into a fresh default one, so the policy is set here.)
+    client.cookies.jar.set_policy(DefaultCookiePolicy(allowed_domains=[]))
+    return client
+
+
+class Fetcher:
+    """Fetches image URLs for intake: every request to a URL a user named goes through the
+    guard (`allow` and `ports` as in `guarded_client`). One per process; safe to share
+    between requests."""
 
     def __init__(
         self,
@@ -148,18 +209,12 @@ class Fetcher:
     ) -> None:
         self._timeout_s = timeout_s
         self._max_bytes = max_bytes
-        self._allow = Allowlist.parse(allow)
-        self._backend = _GuardedBackend(self._allow, frozenset(ports))
-        self._client = httpx.AsyncClient(
-            transport=_GuardedTransport(self._backend),
-            timeout=httpx.Timeout(timeout_s),
-            follow_redirects=False,
-            trust_env=False,
+        self._client = guarded_client(
+            timeout_s=timeout_s,
+            allow=allow,
+            ports=ports,
             headers={"User-Agent": _USER_AGENT, "Accept": "image/*"},
         )
-        # No cookie may be stored: the client is shared between users. (httpx copies a jar
-        # passed to its constructor into a fresh default one, so the policy is set here.)
-        self._client.cookies.jar.set_policy(DefaultCookiePolicy(allowed_domains=[]))
 
     async def fetch(self, url: str, *, field: str) -> bytes:
         """The body at `url`, or `FetchError` naming `field` and saying what to change."""
@@ -172,9 +227,9 @@ class Fetcher:
                 field=field,
                 value=url,
             ) from None
-        except _Forbidden as exc:
+        except Forbidden as exc:
             raise AddressRefused(str(exc), field=field, value=url) from None
-        except _Refused as exc:
+        except Refused as exc:
             raise FetchError(str(exc), field=field, value=url) from None
         except InputError as exc:
             if isinstance(exc, FetchError):
@@ -182,39 +237,8 @@ class Fetcher:
             raise FetchError(exc.message, field=field, value=url) from None
         except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError, OSError, ValueError) as exc:
             raise FetchError(
-                f"could not fetch the URL ({_describe(exc)})", field=field, value=url
+                f"could not fetch the URL ({describe(exc)})", field=field, value=url
             ) from None
-
-    async def post(
-        self, url: str, body: bytes, *, headers: dict[str, str], timeout_s: float
-    ) -> int:
-        """POST `body` to a user-named `url` (a webhook) through the same guard; the status
-        code, or `FetchError` if refused or unreachable. At most a few KB of the answer are
-        read (undecoded): a receiver cannot make us hold what it sends. Redirects are not
-        followed; a receiver that moved answers 3xx, and that is a failure."""
-        try:
-            async with asyncio.timeout(timeout_s):
-                target = require_http_url(url, "webhook")
-                merged = {"Accept": "*/*", "Accept-Encoding": "identity", **headers}
-                request = self._client.build_request("POST", target, content=body, headers=merged)
-                response = await self._client.send(request, stream=True)
-                try:
-                    read = 0
-                    async for chunk in response.aiter_raw():
-                        read += len(chunk)
-                        if read >= _ANSWER_READ_BYTES:
-                            break
-                finally:
-                    await response.aclose()
-                return response.status_code
-        except TimeoutError:
-            raise FetchError(f"no answer within {timeout_s:g} s", field="webhook") from None
-        except _Forbidden as exc:
-            raise AddressRefused(str(exc), field="webhook", value=url) from None
-        except _Refused as exc:
-            raise FetchError(str(exc), field="webhook", value=url) from None
-        except (httpx.HTTPError, httpx.InvalidURL, OSError, ValueError) as exc:
-            raise FetchError(f"could not connect ({_describe(exc)})", field="webhook") from None
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -226,7 +250,7 @@ class Fetcher:
                 if response.status_code in _REDIRECTS:
                     location = response.headers.get("location")
                     if not location:
-                        raise _Refused(
+                        raise Refused(
                             f"URL answered HTTP {response.status_code} without a Location header"
                         )
                     if hop == MAX_REDIRECTS:
@@ -235,27 +259,27 @@ class Fetcher:
                     try:
                         current = require_url(target, field)
                     except InputError:
-                        raise _Refused(
+                        raise Refused(
                             f"URL redirected to {target[:80]!r}, which is not an http(s) URL"
                         ) from None
                     continue
                 if not 200 <= response.status_code < 300:
                     phrase = f" {response.reason_phrase}" if response.reason_phrase else ""
-                    raise _Refused(f"URL answered HTTP {response.status_code}{phrase}")
+                    raise Refused(f"URL answered HTTP {response.status_code}{phrase}")
                 return await self._read_capped(response)
-        raise _Refused(f"URL redirected more than {MAX_REDIRECTS} times")
+        raise Refused(f"URL redirected more than {MAX_REDIRECTS} times")
 
     async def _read_capped(self, response: httpx.Response) -> bytes:
         declared = response.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > self._max_bytes:
-            raise _Refused(self._too_large(f"{int(declared):,} bytes"))
+            raise Refused(self._too_large(f"{int(declared):,} bytes"))
         chunks: list[bytes] = []
         total = 0
         # Counting decoded bytes caps gzip bombs too; Content-Length alone is never trusted.
         async for chunk in response.aiter_bytes():
             total += len(chunk)
             if total > self._max_bytes:
-                raise _Refused(self._too_large(f"more than {self._max_bytes:,} bytes"))
+                raise Refused(self._too_large(f"more than {self._max_bytes:,} bytes"))
             chunks.append(chunk)
         return b"".join(chunks)
 
@@ -270,6 +294,7 @@ def _literal(host: str) -> IPAddress | None:
         return None
 
 
-def _describe(exc: Exception) -> str:
+def describe(exc: Exception) -> str:
+    """An exception in a few words, for an error message a user reads."""
     text = str(exc).strip()
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

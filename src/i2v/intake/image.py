@@ -5,9 +5,14 @@ Order matters and is the point of this module:
 1. the byte size is checked before Pillow sees the data;
 2. the format is chosen by magic bytes from an allowlist (no GIF/BMP/TIFF/EPS/SVG/... plugin
    ever parses our input);
-3. the dimensions are read from the header and checked against the rules and a hard pixel cap
+3. the container's parts are counted from its markers (`i2v.intake.structure`: JPEG scans,
+   PNG chunks, WebP frames), so a scan bomb is refused before a decoder sees it;
+4. the dimensions are read from the header and checked against the rules and a hard pixel cap
    *before* any pixel is decoded, so a 20000x20000 "bomb" costs a few bytes of parsing;
-4. only then are pixels decoded, EXIF orientation applied and the mode normalized to RGB.
+5. only then are pixels decoded, EXIF orientation applied and the mode normalized to RGB.
+
+`decode_image` returns the pixels; `inspect_image` runs the same checks and the same decode
+but keeps only the facts (size, format), which is all an API process needs to accept a job.
 
 Every Pillow failure leaves here as an `ImageError`; nothing else escapes.
 """
@@ -17,13 +22,16 @@ from __future__ import annotations
 import io
 import threading
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
 from i2v.domain.errors import ImageError
 from i2v.domain.request import RGBImage
+from i2v.intake.structure import animation_refused, check_structure
 
 # Transparent pixels are composited onto white: it is what a browser or an image viewer shows
 # for a transparent PNG on a page, so the first video frame matches what the user saw.
@@ -59,8 +67,15 @@ _SIGNATURES: tuple[tuple[bytes, str], ...] = (
 )
 
 # catch_warnings swaps process-global state; two threads nesting it can leave the filters
-# changed for good. Decodes are short, so serializing them is the cheap, correct fix.
+# changed for good. This serializes in-process decodes only (a worker's, `i2v generate`'s);
+# the API decodes in `i2v.intake.decoder`'s child processes, one decode per process.
 _DECODE_LOCK = threading.Lock()
+
+# EXIF orientations that turn the picture a quarter turn (width and height swap).
+_QUARTER_TURNS = frozenset({5, 6, 7, 8})
+_ORIENTATION_TAG = 0x0112
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -81,6 +96,17 @@ class ImageRules:
 
 
 RUNCOMFY_RULES = ImageRules()
+
+
+@dataclass(frozen=True)
+class ImageFacts:
+    """What intake learned about an image that passed every rule and decoded: its size as
+    displayed (EXIF-oriented), its format and its byte size; no pixels."""
+
+    width: int
+    height: int
+    format: str
+    size_bytes: int
 
 
 @dataclass(frozen=True)
@@ -133,9 +159,26 @@ def decode_image(
 ) -> IntakeImage:
     """Validate and decode `data`; raise `ImageError` naming `field`, the rule and the value.
 
-    With `rules=None` only the format allowlist (JPEG, PNG, WebP), the animation refusal and
-    the hard pixel cap apply.
+    With `rules=None` only the format allowlist (JPEG, PNG, WebP), the structure limits, the
+    animation refusal and the hard pixel cap apply.
     """
+    return _checked_decode(data, field, rules, _pixels)
+
+
+def inspect_image(
+    data: bytes, *, field: str = "image", rules: ImageRules | None = RUNCOMFY_RULES
+) -> ImageFacts:
+    """Every check and the full decode of `decode_image` (so a damaged file is refused), but
+    only the facts are kept: no orientation or RGB conversion of the pixels."""
+    return _checked_decode(data, field, rules, _facts)
+
+
+def _checked_decode(
+    data: bytes,
+    field: str,
+    rules: ImageRules | None,
+    finish: Callable[[Image.Image, str, int], T],
+) -> T:
     effective = rules or ImageRules(max_bytes=None, min_side_exclusive=0, max_side=0, max_ratio=0)
     size = len(data)
     if size == 0:
@@ -148,13 +191,14 @@ def decode_image(
             value=size,
         )
     fmt = _check_format(data, effective.formats, field)
+    check_structure(data, fmt, field)
     with _DECODE_LOCK, warnings.catch_warnings():
         # Pillow's other warnings (odd EXIF, palette notes) are noise for a refusal decision;
         # the bomb warning is promoted to an error so it can never pass silently.
         warnings.simplefilter("ignore")
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
-            return _decode(data, fmt, effective, rules is not None, field)
+            return _decode(data, fmt, effective, rules is not None, field, finish)
         except ImageError:
             raise
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -198,25 +242,45 @@ def _check_format(data: bytes, formats: tuple[str, ...], field: str) -> str:
     )
 
 
-def _decode(data: bytes, fmt: str, rules: ImageRules, check_rules: bool, field: str) -> IntakeImage:
+def _decode(
+    data: bytes,
+    fmt: str,
+    rules: ImageRules,
+    check_rules: bool,
+    field: str,
+    finish: Callable[[Image.Image, str, int], T],
+) -> T:
     with Image.open(io.BytesIO(data), formats=[fmt]) as im:
         _check_dimensions(im.size, rules, check_rules, field)  # header only: nothing decoded
         frames = int(getattr(im, "n_frames", 1))
         # A multi-picture JPEG (MPO: stereo pairs, phone depth maps) is a photo plus extras,
         # not an animation; its first picture is the photo and is what open() selected.
         if frames > 1 and fmt != "JPEG":
-            raise ImageError(
-                f"animated images are not accepted, got {frames} frames; send a still image",
-                field=field,
-                value=frames,
-            )
+            raise animation_refused(frames, field)
         im.load()
-        oriented = _orient(im)
-        pixels = _to_rgb(oriented)
+        return finish(im, fmt, len(data))
+
+
+def _pixels(im: Image.Image, fmt: str, size_bytes: int) -> IntakeImage:
+    pixels = _to_rgb(_orient(im))
     out_height, out_width = pixels.shape[:2]
     return IntakeImage(
-        pixels=pixels, width=out_width, height=out_height, format=fmt, size_bytes=len(data)
+        pixels=pixels, width=out_width, height=out_height, format=fmt, size_bytes=size_bytes
     )
+
+
+def _facts(im: Image.Image, fmt: str, size_bytes: int) -> ImageFacts:
+    width, height = im.size
+    if _orientation(im) in _QUARTER_TURNS:
+        width, height = height, width
+    return ImageFacts(width=width, height=height, format=fmt, size_bytes=size_bytes)
+
+
+def _orientation(im: Image.Image) -> int:
+    try:
+        return int(im.getexif().get(_ORIENTATION_TAG, 1))
+    except Exception:
+        return 1  # unreadable EXIF: `_orient` shows such a photo as stored, and so do we
 
 
 def _check_header_only(

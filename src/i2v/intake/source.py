@@ -8,7 +8,21 @@ import re
 from urllib.parse import unquote_to_bytes, urlsplit
 
 from i2v.domain.errors import InputError
-from i2v.intake.image import sniff_format
+from i2v.intake.image import RUNCOMFY_RULES, sniff_format
+
+MAX_URL_LENGTH = 2048  # what browsers and CDNs reliably carry; a signed S3 URL is ~1,500
+
+
+def inline_max_chars(max_bytes: int) -> int:
+    """The longest inline value (base64 or data: URI) an image of under `max_bytes` can
+    need: its base64, a MIME line break every 76 characters, and a data: prefix."""
+    encoded = 4 * -(-max_bytes // 3)
+    return encoded + encoded // 76 * 2 + 256
+
+
+# The cap on an image field's string, URL or inline (6.4 M characters for 4.7 MB): a longer
+# value cannot be an acceptable image, and is refused before anything walks it.
+IMAGE_MAX_CHARS = inline_max_chars(RUNCOMFY_RULES.max_bytes or 0)
 
 # Bare base64 is recognised only when it decodes to something with a known magic number;
 # anything shorter than a few bytes of header cannot be an image.
@@ -70,19 +84,25 @@ def _strict_b64decode(text: str) -> bytes | None:
 
 
 def require_url(value: str, field: str) -> str:
-    """`value` when it is an absolute http(s) URL with a host; otherwise `InputError`."""
+    """`value` when it is an absolute http(s) URL with a host, of at most `MAX_URL_LENGTH`
+    characters; otherwise `InputError`."""
+    _check_length(value, field, MAX_URL_LENGTH)
     return _require_url(value, field, "an absolute http(s) URL, a data: URI or base64")
 
 
-def require_http_url(value: str, field: str, *, max_length: int = 2048) -> str:
-    """The same rule for a field that only takes a URL (a webhook), with a length cap."""
+def require_http_url(value: str, field: str, *, max_length: int = MAX_URL_LENGTH) -> str:
+    """The same rule for a field that only takes a URL (a webhook)."""
+    _check_length(value, field, max_length)
+    return _require_url(value, field, "an absolute http(s) URL")
+
+
+def _check_length(value: str, field: str, max_length: int) -> None:
     if len(value) > max_length:
         raise InputError(
-            f"must be at most {max_length} characters, got {len(value)}",
+            f"URL must be at most {max_length} characters, got {len(value)}",
             field=field,
             value=_preview(value),
         )
-    return _require_url(value, field, "an absolute http(s) URL")
 
 
 def _require_url(value: str, field: str, accepted: str) -> str:

@@ -9,13 +9,11 @@ check off for the whole deployment, and requests can skip it (`enable_safety_che
 from __future__ import annotations
 
 import logging
-from typing import Any, Protocol
+from typing import Protocol
 
-import cv2
 import numpy as np
 
 from i2v.domain.errors import ConfigError
-from i2v.domain.request import PixelFormat
 
 log = logging.getLogger(__name__)
 
@@ -60,10 +58,3 @@ def frames_to_check(count: int, samples: int = SAMPLES) -> frozenset[int]:
         return frozenset(range(count))
     step = (count - 1) / (samples - 1)
     return frozenset(round(i * step) for i in range(samples))
-
-
-def to_rgb(frame: Any, pixel_format: PixelFormat) -> np.ndarray:
-    """An engine's frame as RGB, whichever layout it was handed to the encoder in."""
-    if pixel_format == "yuv420p":
-        return cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_YUV2RGB_I420)
-    return np.asarray(frame)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
+from i2v.store.clock import utcnow
 from i2v.store.records import CancelKind, CancelOutcome, KeyRecord
-from i2v.store.sql import Store, utcnow
+from i2v.store.store import Store
 
 __all__ = ["CancelKind", "CancelOutcome", "KeyRecord", "Store", "utcnow"]

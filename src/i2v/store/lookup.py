@@ -14,6 +14,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from i2v.store.database import outages_named
+
 
 class Lookup:
     """`run(engine, params)` -> the first row as a dict of processed column values, or None.
@@ -38,6 +40,16 @@ class Lookup:
     def run(self, engine: sa.Engine, params: Mapping[str, Any]) -> dict[str, Any] | None:
         values = {**self._literals, **params}
         args = tuple(values[n] for n in self._positions) if self._positions else values
+        with outages_named(engine):
+            row = self._fetch(engine, args)
+        if row is None or self._processors is None:
+            return None
+        return {
+            name: value if process is None else process(value)
+            for name, process, value in zip(self._names, self._processors, row, strict=True)
+        }
+
+    def _fetch(self, engine: sa.Engine, args: Any) -> Any:
         connection = engine.raw_connection()
         try:
             cursor = connection.cursor()
@@ -50,12 +62,7 @@ class Lookup:
                 cursor.close()
         finally:
             connection.close()  # back to the pool, which rolls back whatever the driver began
-        if row is None or self._processors is None:
-            return None
-        return {
-            name: value if process is None else process(value)
-            for name, process, value in zip(self._names, self._processors, row, strict=True)
-        }
+        return row
 
     def _make_processors(self, description: Any) -> list[Callable[[Any], Any] | None]:
         return [

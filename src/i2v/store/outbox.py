@@ -10,8 +10,7 @@ attempt count fences the sender's report so a late one cannot undo a newer attem
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from contextlib import AbstractContextManager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -19,6 +18,8 @@ import sqlalchemy as sa
 
 from i2v.domain.prediction import Prediction
 from i2v.domain.status import TERMINAL
+from i2v.store.clock import Clock
+from i2v.store.database import Database
 from i2v.store.rows import to_prediction
 from i2v.store.tables import at, predictions
 
@@ -33,19 +34,27 @@ class Delivery:
 
 
 class Outbox:
-    def __init__(
-        self,
-        write: Callable[[], AbstractContextManager[sa.Connection]],
-        clock: Callable[[], datetime],
-    ) -> None:
-        self._write = write
+    def __init__(self, database: Database, clock: Clock) -> None:
+        self._database = database
         self._clock = clock
 
-    def claim(self, *, limit: int, lease_seconds: float, max_attempts: int) -> list[Delivery]:
-        """Up to `limit` deliveries that are due, oldest first, each leased for
-        `lease_seconds` (longer than one send may take). A due delivery that already had
-        `max_attempts` (its sender died each time before reporting) is given up instead."""
+    def claim(
+        self,
+        *,
+        limit: int,
+        lease_seconds: float,
+        max_attempts: int,
+        per_owner: int | None = None,
+        busy: Mapping[str, int] | None = None,
+    ) -> list[Delivery]:
+        """Up to `limit` deliveries that are due, each leased for `lease_seconds` (longer
+        than one send may take), taken round-robin over owners: every owner's oldest first,
+        then every owner's second, ... so one owner's backlog cannot take every slot. With
+        `per_owner`, an owner gets at most that many in flight, counting the `busy` ones
+        it has in flight already. A due delivery that already had `max_attempts` (its
+        sender died each time before reporting) is given up instead."""
         now = self._clock()
+        busy = busy or {}
         owed = sa.and_(
             _t.c.webhook.is_not(None),
             _t.c.webhook_done_at.is_(None),
@@ -62,27 +71,37 @@ class Outbox:
                 webhook_error=f"gave up after {max_attempts} attempts with no answer recorded",
             )
         )
-        due = (
-            sa.select(_t.c.seq)
+        # Each owed delivery's turn: 1 for its owner's oldest, 2 for the next...
+        turn = sa.func.row_number().over(partition_by=_t.c.owner, order_by=_t.c.seq)
+        ranked = (
+            sa.select(_t.c.seq, _t.c.owner, turn.label("turn"))
             .where(owed, sa.not_(exhausted))
-            .order_by(_t.c.seq)
-            .limit(limit)
-            .with_for_update(skip_locked=True)  # PostgreSQL: senders pass each other
-            .scalar_subquery()
+            .subquery()
         )
-        lease = (
-            _t.update()
-            .where(_t.c.seq.in_(due))
-            .values(
-                webhook_attempts=_t.c.webhook_attempts + 1,
-                webhook_next_at=at(now + timedelta(seconds=lease_seconds)),
-            )
-            .returning(*_t.c)
-        )
-        with self._write() as conn:
+        candidates = sa.select(ranked.c.seq, ranked.c.owner).order_by(ranked.c.turn, ranked.c.seq)
+        if per_owner is not None:
+            candidates = candidates.where(ranked.c.turn <= per_owner)
+        # The busy owners' turns that are skipped below, plus `limit` to take.
+        candidates = candidates.limit(limit + sum(busy.values()))
+        with self._database.write() as conn:
             conn.execute(give_up)
-            rows = conn.execute(lease).all()
-        deliveries = [Delivery(to_prediction(r._mapping), r.webhook_attempts) for r in rows]
+            rows = [(r.seq, r.owner) for r in conn.execute(candidates)]
+            picked = _round_robin(rows, limit, per_owner, busy)
+            if not picked:
+                return []
+            # The lease checks again that each is owed and due: a sender that picked the
+            # same rows concurrently (PostgreSQL) leased them first, and this one skips them.
+            lease = (
+                _t.update()
+                .where(_t.c.seq.in_(picked), owed, sa.not_(exhausted))
+                .values(
+                    webhook_attempts=_t.c.webhook_attempts + 1,
+                    webhook_next_at=at(now + timedelta(seconds=lease_seconds)),
+                )
+                .returning(*_t.c)
+            )
+            leased = conn.execute(lease).all()
+        deliveries = [Delivery(to_prediction(r._mapping), r.webhook_attempts) for r in leased]
         return sorted(deliveries, key=lambda d: d.prediction.finished_at or now)
 
     def delivered(self, id: str, *, attempt: int) -> bool:
@@ -104,5 +123,26 @@ class Outbox:
         fenced = _t.update().where(
             _t.c.id == id, _t.c.webhook_attempts == attempt, _t.c.webhook_done_at.is_(None)
         )
-        with self._write() as conn:
+        with self._database.write() as conn:
             return conn.execute(fenced.values(**values)).rowcount == 1
+
+
+def _round_robin(
+    candidates: Sequence[tuple[int, str]],
+    limit: int,
+    per_owner: int | None,
+    busy: Mapping[str, int],
+) -> list[int]:
+    """The seqs to lease from `candidates` ((seq, owner) in turn order), up to `limit`,
+    none for an owner past `per_owner` in flight with its `busy` ones."""
+    room: dict[str, int] = {}
+    picked: list[int] = []
+    for seq, owner in candidates:
+        left = room.get(owner, limit if per_owner is None else per_owner - busy.get(owner, 0))
+        if left <= 0:
+            continue
+        room[owner] = left - 1
+        picked.append(seq)
+        if len(picked) == limit:
+            break
+    return picked

@@ -6,6 +6,7 @@ import enum
 from dataclasses import dataclass
 from datetime import datetime
 
+from i2v.domain.limits import Limits
 from i2v.domain.prediction import Prediction
 
 
@@ -18,10 +19,25 @@ class KeyRecord:
     prefix: str  # the key's first characters, so people can tell keys apart
     created_at: datetime
     revoked_at: datetime | None = None
+    # This key's own limits (i2v.domain.limits); None: the server-wide default.
+    max_queued: int | None = None
+    max_running: int | None = None
+    rate_per_minute: int | None = None
+    weight: float | None = None
+    admin: bool = False  # may see the operator page (/admin)
 
     @property
     def active(self) -> bool:
         return self.revoked_at is None
+
+    def limits(self, defaults: Limits) -> Limits:
+        """The limits this key runs under: its own where it set them, else `defaults`."""
+        return defaults.overridden(
+            max_queued=self.max_queued,
+            max_running=self.max_running,
+            rate_per_minute=self.rate_per_minute,
+            weight=self.weight,
+        )
 
 
 class CancelKind(enum.StrEnum):

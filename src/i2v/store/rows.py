@@ -9,19 +9,22 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from i2v.domain.prediction import Prediction
+from i2v.domain.job import JobSpec
+from i2v.domain.prediction import Flags, Prediction
 from i2v.domain.status import Status
 from i2v.store.records import KeyRecord
 
-PREDICTION_FIELDS = tuple(f.name for f in fields(Prediction))
+# The typed fields stored as JSON, by the column that holds each (older names).
+_JSON_COLUMNS = {"spec": "params", "flags": "options"}
+PREDICTION_FIELDS = tuple(f.name for f in fields(Prediction) if f.name not in _JSON_COLUMNS)
 
 
 def prediction_values(p: Prediction, *, now: datetime) -> dict[str, Any]:
     values = {name: getattr(p, name) for name in PREDICTION_FIELDS}
     values["status"] = Status(p.status).value
-    values["params"] = dict(p.params)
+    values["params"] = p.spec.to_json()
     values["input"] = dict(p.input)
-    values["options"] = dict(p.options)
+    values["options"] = p.flags.to_json()
     values["nsfw"] = [bool(flag) for flag in p.nsfw]
     values["updated_at"] = now
     return values
@@ -29,6 +32,8 @@ def prediction_values(p: Prediction, *, now: datetime) -> dict[str, Any]:
 
 def to_prediction(m: Mapping[Any, Any]) -> Prediction:
     values = {name: m[name] for name in PREDICTION_FIELDS}
+    values["spec"] = JobSpec.from_json(m["params"])
+    values["flags"] = Flags.from_json(m["options"] or {})
     values["status"] = Status(m["status"])
     values["cancel_requested"] = bool(m["cancel_requested"])
     values["nsfw"] = [bool(flag) for flag in m["nsfw"] or []]
@@ -44,4 +49,9 @@ def to_key(row: sa.Row[Any]) -> KeyRecord:
         prefix=m["prefix"],
         created_at=m["created_at"],
         revoked_at=m["revoked_at"],
+        max_queued=m["max_queued"],
+        max_running=m["max_running"],
+        rate_per_minute=m["rate_per_minute"],
+        weight=m["weight"],
+        admin=bool(m["admin"]),
     )

@@ -2,9 +2,10 @@
 
 Frames are streamed: the caller's thread pulls frames from the iterator (so an engine's
 progress and cancel callbacks run where the caller expects them) and hands each one over a
-small bounded queue to an encoder thread, which converts RGB to yuv420p (I420 frames go
-through as they are) and feeds x264. Both OpenCV and x264 work outside the GIL, so rendering
-frame n+1 overlaps encoding frame n, and at most a few frames are ever held in memory.
+small bounded queue to an encoder thread, which converts RGB to yuv420p with
+`i2v.video.frames.to_i420` (I420 frames go through as they are) and feeds x264. Both
+OpenCV and x264 work outside the GIL, so rendering frame n+1 overlaps encoding frame n,
+and at most a few frames are ever held in memory.
 
 Same frames in -> same bytes out: x264 runs with a fixed thread count (its output may depend
 on the count, never on timing), without its macroblock tree (see EncoderSettings), and the
@@ -23,11 +24,11 @@ from pathlib import Path
 from typing import Any
 
 import av
-import cv2
 import numpy as np
 
 from i2v.domain.errors import EngineError
 from i2v.domain.request import FPS, PIXEL_FORMATS, PixelFormat, RGBImage
+from i2v.video.frames import to_i420
 
 
 @dataclass(frozen=True)
@@ -166,7 +167,7 @@ def _write(
             stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
             context = stream.codec_context
             context.time_base = Fraction(1, fps)
-            # Tag what cv2's RGB->I420 produces (BT.601 matrix, limited range) on sRGB
+            # Tag what to_i420 produces (BT.601 matrix, limited range) on sRGB
             # (BT.709) primaries, so players do not guess a different matrix for HD sizes.
             context.colorspace = _SMPTE170M
             context.color_range = _RANGE_MPEG
@@ -189,11 +190,7 @@ def _write(
                     container.mux(stream.encode(None))
                     return
                 assert isinstance(item, np.ndarray)
-                yuv: RGBImage = (
-                    np.asarray(cv2.cvtColor(item, cv2.COLOR_RGB2YUV_I420))
-                    if pixel_format == "rgb24"
-                    else item
-                )
+                yuv = to_i420(item) if pixel_format == "rgb24" else item
                 frame = _yuv_frame(yuv, width, height)
                 frame.pts = index
                 index += 1

@@ -8,7 +8,7 @@ import time
 
 from i2v.domain.errors import Cancelled, LeaseLost
 from i2v.domain.prediction import Prediction
-from i2v.store.sql import Store
+from i2v.store import Store
 
 log = logging.getLogger("i2v.worker")
 
@@ -39,7 +39,7 @@ class Lease:
         self._lease_seconds = lease_seconds
         self._interval = min(heartbeat_seconds, PROGRESS_WRITE_SECONDS)
         self._heartbeat_every = heartbeat_seconds
-        self._frames = int(job.params.get("frames", 0))
+        self._frames = job.spec.frames
         self._engine_part = 0.0
         self._encoded = 0
         self._stage = "starting"
@@ -62,7 +62,7 @@ class Lease:
 
     def report(self, done: int, total: int, stage: str) -> None:
         """The engine's ProgressCallback: raises when the job must stop."""
-        self._check()
+        self.check()
         with self._lock:
             self._engine_part = done / total if total else 0.0
             self._stage = f"{stage} {done}/{total}"
@@ -71,12 +71,13 @@ class Lease:
     def encoded(self, count: int) -> None:
         """The encoder's per-frame callback: progress, and a cancel point after the engine's
         own steps (a diffusion engine finishes denoising before its frames stream out)."""
-        self._check()
+        self.check()
         with self._lock:
             self._encoded = count
             self._publish()
 
-    def _check(self) -> None:
+    def check(self) -> None:
+        """Raise `LeaseLost` or `Cancelled` when the job must stop; a no-op otherwise."""
         if self._lost is not None:
             raise self._lost
         if self._cancel_requested:
@@ -103,7 +104,7 @@ class Lease:
             if not dirty and time.monotonic() - last_beat < self._heartbeat_every:
                 continue
             try:
-                self._cancel_requested = self._store.heartbeat(
+                self._cancel_requested = self._store.queue.heartbeat(
                     self._job.id,
                     attempt=self._job.attempt,
                     worker_id=self._worker_id,

@@ -2,8 +2,9 @@
 
 Every write after the claim is fenced by (attempt, worker id) in the store, so a
 worker that lost its lease (paused, partitioned, too slow) cannot overwrite the
-attempt that replaced it. Outputs go to `outputs/{id}/{attempt}.mp4` and the
-prediction is marked succeeded only after the object exists.
+attempt that replaced it. Each attempt writes its own output object (see
+`i2v.storage.keys`) and the prediction is marked succeeded only after the object exists.
+The job itself is rendered by `i2v.pipeline`, the same pipeline `i2v generate` runs.
 """
 
 from __future__ import annotations
@@ -14,26 +15,40 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from i2v.domain.errors import Cancelled, EngineCrashed, I2VError, LeaseLost, StorageUnavailable
-from i2v.domain.prediction import Prediction, attempt_output_key
+from i2v.domain.errors import (
+    Cancelled,
+    DatabaseUnavailable,
+    EngineCrashed,
+    I2VError,
+    LeaseLost,
+    StorageUnavailable,
+)
+from i2v.domain.prediction import Prediction
 from i2v.domain.status import Status
 from i2v.engines.base import Engine
-from i2v.safety import SafetyChecker, frames_to_check
-from i2v.safety.checker import to_rgb
+from i2v.metrics.jobs import NO_WATCH, JobObserver, JobWatch
+from i2v.pipeline import load_request, render_to_file
+from i2v.safety import SafetyChecker
 from i2v.storage.base import Storage
-from i2v.store.sql import Store
-from i2v.video import encode
-from i2v.worker.job import build_request
+from i2v.storage.keys import output_key
+from i2v.store import Store
 from i2v.worker.lease import Lease
+from i2v.worker.sweeper import Sweeper
 
 log = logging.getLogger("i2v.worker")
 
 EngineFactory = Callable[[str, dict[str, Any]], Engine]
+T = TypeVar("T")
+
+# Waits between tries of a storage call within one attempt (about 15 s in all): enough to
+# ride out an S3 restart without spending one of the job's attempts, which a failed
+# attempt does at once (it goes straight back to the queue).
+STORAGE_RETRY_WAITS = (0.5, 1.0, 2.0, 4.0, 8.0)
 
 
 @dataclass(frozen=True)
@@ -43,6 +58,9 @@ class WorkerConfig:
     poll_seconds: float
     engines: frozenset[str] | None = None  # engine names this worker serves; None = all
     safety: SafetyChecker | None = None  # None: outputs are never checked
+    sweeper: Sweeper | None = None  # retention, run between claims; None: never swept
+    storage_retry_waits: tuple[float, ...] = STORAGE_RETRY_WAITS
+    observer: JobObserver | None = None  # told of each job (`i2v.metrics.JobMetrics`)
 
 
 class Worker:
@@ -71,8 +89,10 @@ class Worker:
         try:
             while not stop.is_set():
                 try:
+                    if self.config.sweeper is not None:
+                        self.config.sweeper.maybe_sweep()  # at most every sweep_seconds
                     if not self.run_once():
-                        self.store.wait_for_work(self.config.poll_seconds)
+                        self.store.changes.wait_for_work(self.config.poll_seconds)
                 except Exception:
                     log.exception("%s: worker loop error; retrying", self.worker_id)
                     stop.wait(self.config.poll_seconds)
@@ -81,15 +101,19 @@ class Worker:
 
     def run_once(self) -> bool:
         """Claim and process one job; False when the queue had nothing for us."""
-        job = self.store.claim(
+        job = self.store.queue.claim(
             self.worker_id, lease_seconds=self.config.lease_seconds, engines=self.config.engines
         )
         if job is None:
             return False
-        self.process(job)
+        watch = self.config.observer.claimed(job) if self.config.observer else NO_WATCH
+        try:
+            self.process(job, watch)
+        finally:
+            watch.finished()
         return True
 
-    def process(self, job: Prediction) -> None:
+    def process(self, job: Prediction, watch: JobWatch = NO_WATCH) -> None:
         log.info("%s claimed %s (attempt %d)", self.worker_id, job.id, job.attempt)
         started = time.monotonic()
         try:
@@ -100,11 +124,13 @@ class Worker:
                 self.config.lease_seconds,
                 self.config.heartbeat_seconds,
             ) as lease:
-                key, nsfw = self._render(job, lease)
+                key, nsfw = self._render(job, lease, watch)
             self._succeed(job, key, nsfw, int((time.monotonic() - started) * 1000))
         except Cancelled:
             try:
-                self.store.acknowledge_cancel(job.id, attempt=job.attempt, worker_id=self.worker_id)
+                self.store.queue.acknowledge_cancel(
+                    job.id, attempt=job.attempt, worker_id=self.worker_id
+                )
                 log.info("%s cancelled %s", self.worker_id, job.id)
             except LeaseLost:
                 log.warning("%s lost the lease on %s while cancelling it", self.worker_id, job.id)
@@ -116,6 +142,10 @@ class Worker:
         except StorageUnavailable as exc:
             # Nothing wrong with the job: another attempt (after the storage recovers) may do.
             self._fail(job, exc.message, retry=True)
+        except DatabaseUnavailable as exc:
+            # Recording anything needs the database: leave the job to its lease, which
+            # returns it to the queue once the database answers again.
+            log.warning("%s left %s to its lease: %s", self.worker_id, job.id, exc.message)
         except I2VError as exc:
             self._fail(job, exc.message)
         except Exception as exc:
@@ -125,7 +155,7 @@ class Worker:
 
     def _succeed(self, job: Prediction, key: str, nsfw: bool, elapsed_ms: int) -> None:
         try:
-            done = self.store.succeed(
+            done = self.store.queue.succeed(
                 job.id,
                 attempt=job.attempt,
                 worker_id=self.worker_id,
@@ -149,45 +179,42 @@ class Worker:
 
     # -- steps -------------------------------------------------------------------
 
-    def _render(self, job: Prediction, lease: Lease) -> tuple[str, bool]:
+    def _render(self, job: Prediction, lease: Lease, watch: JobWatch) -> tuple[str, bool]:
         """Render, encode and store the video; its key, and whether it was flagged."""
-        # 1. Rebuild the request from the stored, already validated inputs.
-        request = build_request(job, self.storage)
-        # 2. Render and encode at once: the encoder pulls frames as they are made, and the
-        #    safety checker keeps copies of the few it will look at.
-        engine = self._engine(job)
-        checker = self.config.safety if job.options.get("enable_safety_checker", True) else None
-        kept: list[Any] = []
-        frames = engine.render(request, lease.report)
-        if checker is not None:
-            frames = _keeping(frames, frames_to_check(request.frames), kept)
-        key = attempt_output_key(job.id, job.attempt)
+        request = self._stored(lambda: load_request(job.spec, self.storage), lease)
+        checker = self.config.safety if job.flags.enable_safety_checker else None
+        key = output_key(job.id, job.attempt)
         with tempfile.TemporaryDirectory(prefix="i2v-") as tmp:
-            path = Path(tmp) / "video.mp4"
-            encode(
-                frames,
-                path,
-                fps=request.fps,
-                width=request.width,
-                height=request.height,
-                pixel_format=engine.pixel_format,
-                expected_frames=request.frames,
-                on_frame=lease.encoded,
+            rendered = render_to_file(
+                request,
+                self._engine(job),
+                Path(tmp) / "video.mp4",
+                on_progress=watch.steps(lease.report),
+                on_frame=watch.frames(lease.encoded),
+                safety=checker,
             )
-            # 3. Check the kept frames (flagged outputs are kept and marked, as WaveSpeed does).
-            nsfw = checker is not None and any(
-                checker.is_explicit(to_rgb(frame, engine.pixel_format)) for frame in kept
-            )
-            # 4. The object exists before the row says succeeded.
-            self.storage.put_file(key, path)
-        return key, nsfw
+            # The object exists before the row says succeeded.
+            self._stored(lambda: self.storage.put_file(key, rendered.path), lease)
+        return key, rendered.nsfw
+
+    def _stored(self, action: Callable[[], T], lease: Lease) -> T:
+        """`action` on object storage, tried again within this attempt (the lease still
+        held, a cancel still heard) while the storage is unavailable."""
+        for wait in self.config.storage_retry_waits:
+            try:
+                return action()
+            except StorageUnavailable as exc:
+                log.warning("%s: %s; trying again in %g s", self.worker_id, exc.message, wait)
+            lease.check()
+            time.sleep(wait)
+        return action()
 
     def _engine(self, job: Prediction) -> Engine:
         """Engines are kept warm per (engine, route options): loading weights is slow."""
         key = _engine_key(job)
         engine = self._engines.get(key)
         if engine is None:
-            options: dict[str, Any] = dict(job.params.get("route_options", {}))
+            options = dict(job.spec.engine_options)
             engine = self._engines[key] = self._create_engine(job.engine, options)
         return engine
 
@@ -199,7 +226,7 @@ class Worker:
     def _fail(self, job: Prediction, error: str, *, retry: bool = False) -> None:
         log.warning("%s failed %s: %s", self.worker_id, job.id, error)
         try:
-            self.store.fail(
+            self.store.queue.fail(
                 job.id, attempt=job.attempt, worker_id=self.worker_id, error=error, retry=retry
             )
         except LeaseLost:
@@ -209,14 +236,5 @@ class Worker:
             log.exception("%s could not record the failure of %s", self.worker_id, job.id)
 
 
-def _keeping(frames: Iterable[Any], indices: frozenset[int], kept: list[Any]) -> Iterator[Any]:
-    """`frames` passed through, with copies of those at `indices` appended to `kept`
-    (copies: an engine may reuse its buffers for the next frame)."""
-    for i, frame in enumerate(frames):
-        if i in indices:
-            kept.append(frame.copy())
-        yield frame
-
-
 def _engine_key(job: Prediction) -> str:
-    return f"{job.engine}:{json.dumps(job.params.get('route_options', {}), sort_keys=True)}"
+    return f"{job.engine}:{json.dumps(dict(job.spec.engine_options), sort_keys=True)}"

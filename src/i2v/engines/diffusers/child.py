@@ -5,13 +5,18 @@ fresh interpreter (no CUDA state inherited from the worker). Every message it
 sends is one of `messages.FromChild`. Cancellation is cooperative: the step
 callback polls the pipe for `Cancel` and raises `_StopRender`, which unwinds
 the pipeline; `maybe_free_model_hooks()` then returns offloaded models to CPU.
+During a render a thread sends a `Busy` heartbeat every few seconds, so that the
+parent, waiting for a cancelled render to stop, can tell a child busy in one long
+step or a VAE decode from a hung one.
 A CUDA out-of-memory error is reported and ends the process, so the next render
 starts with an empty allocator.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -20,6 +25,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from i2v.domain.request import GenerationRequest
 from i2v.engines.diffusers import messages
 from i2v.engines.diffusers.options import EngineOptions
 
@@ -30,8 +36,58 @@ class Renderer(Protocol):
     loaded: Any
 
     def __call__(
-        self, render: messages.Render, step: Callable[[int, int, str], None]
+        self, request: GenerationRequest, step: Callable[[int, int, str], None]
     ) -> Iterator[np.ndarray]: ...
+
+
+#: At most this long between two heartbeats during a render (a quarter of the route's
+#: cancel_silence_seconds when that is shorter).
+HEARTBEAT_SECONDS = 5.0
+
+
+class Channel:
+    """The child's end of the pipe. Sends are serialised by a lock: the heartbeat
+    thread and log records from any thread share the pipe with the render."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self._lock = threading.RLock()  # a log record emitted while sending must not deadlock
+
+    def send(self, message: messages.FromChild) -> None:
+        with self._lock:
+            self.conn.send(message)
+
+    def poll(self) -> bool:
+        return self.conn.poll()
+
+    def recv(self) -> Any:
+        return self.conn.recv()
+
+
+class Sender(Protocol):
+    def send(self, message: messages.FromChild) -> None: ...
+
+
+@contextlib.contextmanager
+def heartbeat(channel: Sender, interval: float) -> Iterator[None]:
+    """Send `Busy` every `interval` seconds until the block ends; the last heartbeat
+    is sent before this returns, so nothing follows the render's Done or Failed."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(interval):
+            try:
+                channel.send(messages.Busy())
+            except (OSError, ValueError):
+                return  # the parent is gone; the render notices on its next send
+
+    thread = threading.Thread(target=beat, name="i2v-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 class _StopRender(Exception):
@@ -43,67 +99,85 @@ class _ShutdownRequested(Exception):
 
 
 def main(conn: Connection, family: str, options: dict[str, Any]) -> None:
+    channel = Channel(conn)
     _quiet_libraries()
-    _forward_logs(conn)
+    _forward_logs(channel)
+    parsed = EngineOptions(**options)
+    interval = min(HEARTBEAT_SECONDS, parsed.cancel_silence_seconds / 4)
     try:
-        renderer = _load(family, EngineOptions(**options))
+        renderer = _load(family, parsed)
     except BaseException as exc:
-        conn.send(messages.Failed(_describe(exc), out_of_memory=_is_oom(exc), during_load=True))
+        channel.send(messages.Failed(_describe(exc), out_of_memory=_is_oom(exc), during_load=True))
         return
-    conn.send(messages.Ready(renderer.description))
+    channel.send(messages.Ready(renderer.description, renderer.loaded.offload))
     while True:
         try:
-            message = conn.recv()
+            message = channel.recv()
         except (EOFError, OSError):
             return  # the parent is gone
         if isinstance(message, messages.Shutdown):
             return
         if isinstance(message, messages.Render):
             try:
-                keep_going = _serve(conn, renderer, message)
+                keep_going = _serve(channel, renderer, message, interval)
             except (BrokenPipeError, EOFError, OSError):
                 return
             if not keep_going:
                 return
+        # a Cancel that arrived after its render had finished is stale: dropped here
 
 
-def _serve(conn: Connection, renderer: Renderer, render: messages.Render) -> bool:
+def _serve(
+    channel: Channel, renderer: Renderer, render: messages.Render, heartbeat_seconds: float
+) -> bool:
     """Run one render; False when the process should exit afterwards."""
     from i2v.engines.diffusers import loading
 
     started = time.perf_counter()
     device = renderer.loaded.device
     loading.reset_peak_memory(device)
-
-    def step(done: int, total: int, stage: str) -> None:
-        conn.send(messages.Progress(done, total, stage))
-        _check_cancel(conn)
-
-    count = 0
-    try:
-        for frame in renderer(render, step):
-            conn.send(messages.Frame(count, frame))
-            count += 1
-            _check_cancel(conn)
-    except _StopRender:
-        conn.send(messages.Failed("cancelled", cancelled=True))
-        return True
-    except _ShutdownRequested:
+    outcome = _render(channel, renderer, render, heartbeat_seconds)
+    if isinstance(outcome, messages.Failed):
+        channel.send(outcome)
+        return not outcome.out_of_memory
+    if outcome is None:
         return False
-    except Exception as exc:
-        oom = _is_oom(exc)
-        conn.send(messages.Failed(_describe(exc), out_of_memory=oom))
-        return not oom
-    finally:
-        renderer.pipe.maybe_free_model_hooks()
     seconds = time.perf_counter() - started
-    conn.send(messages.Done(count, seconds, loading.peak_memory_bytes(device)))
+    channel.send(messages.Done(outcome, seconds, loading.peak_memory_bytes(device)))
     return True
 
 
-def _check_cancel(conn: Connection) -> None:
-    while conn.poll():
-        message = conn.recv()
+def _render(
+    channel: Channel, renderer: Renderer, render: messages.Render, heartbeat_seconds: float
+) -> int | messages.Failed | None:
+    """Stream one render's frames: the frame count, the failure to report, or None
+    when the parent asked the process to exit. The heartbeat has stopped on return."""
+
+    def step(done: int, total: int, stage: str) -> None:
+        channel.send(messages.Progress(done, total, stage))
+        _check_cancel(channel)
+
+    count = 0
+    try:
+        with heartbeat(channel, heartbeat_seconds):
+            for frame in renderer(render.request, step):
+                channel.send(messages.Frame(count, frame))
+                count += 1
+                _check_cancel(channel)
+    except _StopRender:
+        return messages.Failed("cancelled", cancelled=True)
+    except _ShutdownRequested:
+        return None
+    except Exception as exc:
+        return messages.Failed(_describe(exc), out_of_memory=_is_oom(exc))
+    finally:
+        renderer.pipe.maybe_free_model_hooks()
+    return count
+
+
+def _check_cancel(channel: Channel) -> None:
+    while channel.poll():
+        message = channel.recv()
         if isinstance(message, messages.Cancel):
             raise _StopRender
         if isinstance(message, messages.Shutdown):
@@ -152,24 +226,24 @@ def _quiet_libraries() -> None:
 class _PipeLogHandler(logging.Handler):
     """Sends log records to the parent as `Log` messages (it logs them in the worker)."""
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, channel: Channel) -> None:
         super().__init__()
-        self.conn = conn
+        self.channel = channel
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            self.conn.send(messages.Log(f"{record.name}: {record.getMessage()}"))
+            self.channel.send(messages.Log(f"{record.name}: {record.getMessage()}"))
         except (OSError, ValueError):
             self.handleError(record)
 
 
-def _forward_logs(conn: Connection) -> None:
+def _forward_logs(channel: Channel) -> None:
     """diffusers' warnings (frame counts rounded, sizes floored) and our own
     segment notes go to the worker's log instead of the child's stderr."""
     from diffusers.utils import logging as diffusers_logging
 
     diffusers_logging.disable_default_handler()
-    handler = _PipeLogHandler(conn)
+    handler = _PipeLogHandler(channel)
     for name, level in (("diffusers", logging.WARNING), ("i2v", logging.INFO)):
         logger = logging.getLogger(name)
         logger.addHandler(handler)

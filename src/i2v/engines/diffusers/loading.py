@@ -15,12 +15,8 @@ from typing import Any
 import torch
 
 from i2v.domain.errors import EngineError
+from i2v.engines.diffusers import offload as offload_modes
 from i2v.engines.diffusers.options import EngineOptions
-
-GIB = 1024**3
-# GPU memory kept free for activations, the VAE decode and the allocator's slack
-# when deciding whether a whole pipeline fits on the device.
-ACTIVATION_HEADROOM_BYTES = 12 * GIB
 
 
 @dataclass
@@ -32,12 +28,19 @@ class Loaded:
     description: str
 
 
-def load_pipeline(pipeline_class: Any, options: EngineOptions) -> Loaded:
-    """Load `pipeline_class` from the options' weights and apply the speed options."""
+def load_pipeline(
+    pipeline_class: Any, options: EngineOptions, *, float32_components: tuple[str, ...] = ()
+) -> Loaded:
+    """Load `pipeline_class` from the options' weights and apply the speed options.
+
+    `float32_components` (e.g. the VAE) load in float32 whatever the pipeline's dtype;
+    the pipeline must cast latents to their dtype itself (Wan's does, LTX's does not)."""
     # 1. Resolve where the weights are and how to run them
     source = resolve_weights(options.weights)
     device = resolve_device(options.device)
     dtype = resolve_dtype(options.dtype, device)
+    # per-component dtypes: the weights load straight into float32, not rounded via bf16
+    dtypes = {"default": dtype} | dict.fromkeys(float32_components, torch.float32)
 
     # 2. Load (on CPU; placement below depends on the offload mode)
     try:
@@ -45,7 +48,7 @@ def load_pipeline(pipeline_class: Any, options: EngineOptions) -> Loaded:
             source,
             local_files_only=options.local_files_only,
             cache_dir=options.cache_dir or None,
-            **{_dtype_keyword(): dtype},
+            **{_dtype_keyword(): dtypes},
         )
     except (OSError, ValueError) as exc:
         hint = (
@@ -57,9 +60,10 @@ def load_pipeline(pipeline_class: Any, options: EngineOptions) -> Loaded:
         )
         raise EngineError(f"weights: cannot load {options.weights!r}: {exc}{hint}") from exc
     pipe.set_progress_bar_config(disable=True)
+    check_components(pipe, options)
 
     # 3. Place it: whole on the device, or offloaded by model, group or layer
-    offload = choose_offload(options.offload, pipe, device)
+    offload = pipeline_offload(options.offload, pipe, device)
     place(pipe, device, offload)
 
     # 4. Speed options, each off unless the catalog asks (tiling: on for CUDA)
@@ -86,12 +90,24 @@ def load_pipeline(pipeline_class: Any, options: EngineOptions) -> Loaded:
             model.compile_repeated_blocks(fullgraph=True)
 
     description = (
-        f"{type(pipe).__name__} from {source} on {device} ({str(dtype).removeprefix('torch.')}), "
+        f"{type(pipe).__name__} from {source} on {device} ({describe_dtypes(pipe, dtype)}), "
         f"offload={offload}, vae_tiling={tiling}, compile={options.compile}, "
         f"first_block_cache={options.first_block_cache}, "
         f"attention_backend={options.attention_backend or 'default'}"
     )
     return Loaded(pipe, device, dtype, offload, description)
+
+
+def describe_dtypes(pipe: Any, dtype: torch.dtype) -> str:
+    """`bfloat16` or `bfloat16; vae float32, image_encoder float32`: the pipeline's dtype
+    and each component whose parameters differ from it."""
+    others = [
+        f"{name} {str(module.dtype).removeprefix('torch.')}"
+        for name, module in pipe.components.items()
+        if isinstance(module, torch.nn.Module) and module.dtype != dtype
+    ]
+    main = str(dtype).removeprefix("torch.")
+    return f"{main}; {', '.join(others)}" if others else main
 
 
 def _dtype_keyword() -> str:
@@ -137,20 +153,24 @@ def resolve_dtype(choice: str, device: torch.device) -> torch.dtype:
     return dtype
 
 
-def choose_offload(choice: str, pipe: Any, device: torch.device) -> str:
-    """`auto`: no offload if the whole pipeline fits with headroom, model offload if
-    the largest component fits, group (block-level) offload otherwise."""
+def check_components(pipe: Any, options: EngineOptions) -> None:
+    """Options that need a component the loaded pipeline lacks fail the load, once,
+    instead of every render."""
+    if options.guidance_scale_2 >= 0 and getattr(pipe, "transformer_2", None) is None:
+        raise EngineError(
+            f"guidance_scale_2: the model {options.weights!r} ({type(pipe).__name__}) has no "
+            "transformer_2 (only Wan2.2 I2V-A14B has one); remove guidance_scale_2"
+        )
+
+
+def pipeline_offload(choice: str, pipe: Any, device: torch.device) -> str:
+    """The offload mode for `pipe` on `device` (see `offload.choose_offload`); a CPU
+    device has nothing to offload to."""
     if device.type != "cuda":
         return "none"
-    if choice != "auto":
-        return choice
     sizes = [module_bytes(m) for m in pipe.components.values() if isinstance(m, torch.nn.Module)]
     total_memory = torch.cuda.get_device_properties(device).total_memory
-    if sum(sizes) + ACTIVATION_HEADROOM_BYTES <= total_memory:
-        return "none"
-    if max(sizes, default=0) + ACTIVATION_HEADROOM_BYTES <= total_memory:
-        return "model"
-    return "group"
+    return offload_modes.choose_offload(choice, sizes, total_memory)
 
 
 def place(pipe: Any, device: torch.device, offload: str) -> None:
@@ -161,24 +181,46 @@ def place(pipe: Any, device: torch.device, offload: str) -> None:
     elif offload == "sequential":
         pipe.enable_sequential_cpu_offload(device=device)
     elif offload == "group":
-        # block-level groups with a CUDA stream overlap transfers with compute
-        pipe.enable_group_offload(
-            onload_device=device,
-            offload_device=torch.device("cpu"),
-            offload_type="block_level",
-            num_blocks_per_group=1,
-            use_stream=True,
-        )
+        _group_offload(pipe, device)
+
+
+def _group_offload(pipe: Any, device: torch.device) -> None:
+    """Block-level groups with a CUDA stream, overlapping transfers with compute; the
+    VAE leaf by leaf. Block-level hooks bring a model's top-level layers on when its
+    forward() runs, but pipelines enter the VAE through encode()/decode(): LTX's VAE
+    then decoded on CUDA with its conv_in still on the CPU (seen on an H200)."""
+    from diffusers.hooks.group_offloading import apply_group_offloading
+
+    for name, component in pipe.components.items():
+        if not isinstance(component, torch.nn.Module):
+            continue
+        if name == "vae":
+            apply_group_offloading(
+                component, onload_device=device, offload_type="leaf_level", use_stream=True
+            )
+        else:
+            apply_group_offloading(
+                component,
+                onload_device=device,
+                offload_type="block_level",
+                num_blocks_per_group=1,
+                use_stream=True,
+            )
 
 
 def module_bytes(module: torch.nn.Module) -> int:
     return sum(p.numel() * p.element_size() for p in module.parameters())
 
 
-def generator(seed: int) -> torch.Generator:
-    """Seeds live on a CPU generator: the same request gives the same noise on
-    any device, and CUDA's generator state never leaks between renders."""
-    return torch.Generator("cpu").manual_seed(seed)
+def generator(seed: int, device: torch.device) -> torch.Generator:
+    """A fresh generator for `seed` on the device the pipeline runs on.
+
+    Some pipelines draw noise with `torch.randn(..., generator=g, device=device)`
+    (LTXImageToVideoPipeline's timestep-conditioned decode), which refuses a generator
+    on another device, so a CPU generator fails a CUDA render after the whole denoise.
+    The same seed gives the same video on the same kind of device; a new generator per
+    call keeps one render's state out of the next."""
+    return torch.Generator(device).manual_seed(seed)
 
 
 def peak_memory_bytes(device: torch.device) -> int:

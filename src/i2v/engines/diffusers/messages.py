@@ -2,8 +2,9 @@
 
 Parent -> child: `Render`, `Cancel`, `Shutdown`.
 Child -> parent: `Ready` (pipeline loaded), then per render any number of
-`Progress` and `Log`, the video as `Frame` messages (one uint8 frame each, in
-order), and exactly one of `Done` or `Failed`.
+`Progress`, `Log` and `Busy`, the video as `Frame` messages (one uint8 frame each,
+in order), and exactly one of `Done` or `Failed`. Between renders the child sends
+nothing.
 
 Frames travel one per message over the pipe: a 1280x704 frame is 2.7 MB, so a
 121-frame video is ~330 MB spread over 121 sends that the parent consumes (and
@@ -14,26 +15,21 @@ killed, which a .npy file or `SharedMemory` block would need cleaning up for.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
+from i2v.domain.request import GenerationRequest
+
 
 @dataclass(frozen=True)
 class Render:
-    """One render: the request's essentials plus the engine-level settings."""
+    """One render: the worker's request as it is (the job spec and its pixels). The child
+    delivers exactly `request.frames` frames at the model's native size for the request's
+    aspect; the parent resizes them to the output size."""
 
-    image: npt.NDArray[np.uint8]
-    prompt: str
-    seed: int
-    frames: int  # frames the child must deliver (the parent trims/resizes nothing in time)
-    width: int  # the request's output size: the child picks the native size from its aspect
-    height: int
-    fps: int
-    last_image: npt.NDArray[np.uint8] | None = None
-    settings: dict[str, Any] = field(default_factory=dict)
+    request: GenerationRequest
 
 
 @dataclass(frozen=True)
@@ -48,9 +44,17 @@ class Shutdown:
 
 @dataclass(frozen=True)
 class Ready:
-    """The pipeline is loaded; `description` says what was loaded and how."""
+    """The pipeline is loaded; `description` says what was loaded and how, `offload`
+    the offload mode it runs with (what `auto` chose)."""
 
     description: str
+    offload: str = "none"
+
+
+@dataclass(frozen=True)
+class Busy:
+    """A heartbeat: the child is alive and inside a render, e.g. in one long step or
+    the VAE decode, where it sends nothing else."""
 
 
 @dataclass(frozen=True)
@@ -96,4 +100,4 @@ class Failed:
 
 
 ToChild = Render | Cancel | Shutdown
-FromChild = Ready | Progress | Log | Frame | Done | Failed
+FromChild = Ready | Progress | Log | Busy | Frame | Done | Failed

@@ -12,12 +12,18 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from i2v.domain.catalog import CatalogError
+from i2v.engines.diffusers.weights import read_model_index
 
 OFFLOAD_CHOICES = ("auto", "none", "model", "group", "sequential")
 DTYPE_CHOICES = ("auto", "bfloat16", "float16", "float32")
 RESOLUTION_CHOICES = ("auto", "480p", "720p")
 LTX_PIPELINES = ("auto", "i2v", "condition")
-CANCEL_GRACE_SECONDS = 30.0  # a step of a 14B model at 720p takes ~40 s on one H100 with offload
+LTX_PRESETS = ("", "distilled")
+# A cancelled render is waited for as long as the child shows signs of life (it sends a
+# heartbeat every few seconds even inside one long step or a VAE decode); it is killed
+# only after this much total silence. Well above one 14B step with offload (~40 s on an
+# H100) or a 720p decode, so only a hung child is ever killed.
+CANCEL_SILENCE_SECONDS = 300.0
 
 
 @dataclass(frozen=True)
@@ -28,7 +34,8 @@ class EngineOptions:
     steps: int = 0  # 0: the model's recommended count
     guidance_scale: float = -1.0  # < 0: the model's recommended scale
     guidance_scale_2: float = -1.0  # Wan2.2 A14B low-noise expert; < 0: same as guidance_scale
-    negative_prompt: str = ""
+    negative_prompt: str = ""  # "": the model's official one
+    flow_shift: float = 0.0  # Wan only; 0: the model's official shift (TI2V/A14B 5, FLF2V 16)
     max_sequence_length: int = 0  # 0: the pipeline's default (Wan 512, LTX 128)
     dtype: str = "auto"  # auto: bfloat16 on CUDA, float32 on CPU
     device: str = "auto"  # auto: cuda if available, else cpu
@@ -45,9 +52,10 @@ class EngineOptions:
     pipeline: str = (
         "auto"  # LTX only: i2v (LTXImageToVideoPipeline) | condition (LTXConditionPipeline)
     )
+    preset: str = ""  # LTX only: "distilled" (0.9.7/0.9.8 distilled timesteps and guidance)
     decode_timestep: float = 0.05  # LTX 0.9.1+ VAEs decode with a little noise
     decode_noise_scale: float = 0.025
-    cancel_grace_seconds: float = CANCEL_GRACE_SECONDS
+    cancel_silence_seconds: float = CANCEL_SILENCE_SECONDS
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -83,13 +91,100 @@ def parse_options(options: dict[str, Any], engine: str) -> EngineOptions:
         raise CatalogError(
             f"{where}.first_block_cache: must be 0 (off) or more, got {parsed.first_block_cache}"
         )
-    if parsed.cancel_grace_seconds <= 0:
+    if parsed.cancel_silence_seconds <= 0:
         raise CatalogError(
-            f"{where}.cancel_grace_seconds: must be more than 0, got {parsed.cancel_grace_seconds}"
+            f"{where}.cancel_silence_seconds: must be more than 0, "
+            f"got {parsed.cancel_silence_seconds}"
         )
     if not (parsed.device == "auto" or parsed.device == "cpu" or parsed.device.startswith("cuda")):
         raise CatalogError(f"{where}.device: must be auto, cpu or cuda[:N], got {parsed.device!r}")
+    _check_family(where, engine, parsed)
+    _check_pairs(where, parsed)
     return parsed
+
+
+def _check_family(where: str, engine: str, parsed: EngineOptions) -> None:
+    """Options that only one family has, and what the weights folder can tell already."""
+    _check_choice(where, "preset", parsed.preset, LTX_PRESETS)
+    if engine != "ltx" and parsed.preset:
+        raise CatalogError(
+            f"{where}.preset: only the ltx engine has presets, got {parsed.preset!r}"
+        )
+    if parsed.flow_shift < 0:
+        raise CatalogError(
+            f"{where}.flow_shift: must be 0 (the model's) or more, got {parsed.flow_shift}"
+        )
+    if parsed.flow_shift and engine != "wan":
+        raise CatalogError(
+            f"{where}.flow_shift: only the wan engine has a flow shift; LTX-Video's "
+            "scheduler takes its timesteps from the checkpoint (see preset), remove flow_shift"
+        )
+    if parsed.guidance_scale_2 >= 0:
+        if engine != "wan":
+            raise CatalogError(
+                f"{where}.guidance_scale_2: only Wan2.2 I2V-A14B has a second transformer; "
+                f"the {engine} engine has none"
+            )
+        index = read_model_index(parsed.weights, parsed.cache_dir)
+        if index is not None and not index.has("transformer_2"):
+            raise CatalogError(
+                f"{where}.guidance_scale_2: the model {parsed.weights!r} ({index.class_name}) "
+                "has no transformer_2 (only Wan2.2 I2V-A14B has one); remove guidance_scale_2"
+            )
+
+
+# Speed options that cannot be combined, each with the reason; a catalog naming both
+# fails at load instead of at the first render.
+def _refused_pairs(parsed: EngineOptions) -> list[tuple[str, str, str]]:
+    pairs = []
+    # Each refusal below was seen failing on CUDA (an H200, diffusers 0.42.1, torch 2.11)
+    # with torch._dynamo Unsupported: the hooks are wrapped in torch.compiler.disable,
+    # which fullgraph compile cannot call. compile with offload=model renders.
+    if parsed.compile and parsed.first_block_cache > 0:
+        # the cache hook's data-dependent skip is a graph break; fullgraph compile refuses it
+        pairs.append(
+            (
+                "compile",
+                "first_block_cache",
+                "torch.compile(fullgraph) raises torch._dynamo Unsupported inside the cache hook",
+            )
+        )
+    if parsed.compile and parsed.offload in ("group", "sequential"):
+        # group: ModuleGroup.onload_; sequential: accelerate's AlignDevicesHook.pre_forward
+        pairs.append(
+            (
+                "compile",
+                "offload",
+                f"{parsed.offload} offload moves weights inside every block's forward, which "
+                "fullgraph compile cannot trace (torch._dynamo Unsupported)",
+            )
+        )
+    if parsed.attention_backend.startswith(("flash", "sage")) and parsed.dtype == "float32":
+        # FlashAttention and SageAttention kernels take only half-precision inputs
+        pairs.append(
+            (
+                "attention_backend",
+                "dtype",
+                f"{parsed.attention_backend} attention runs only in bfloat16 or float16",
+            )
+        )
+    if parsed.preset == "distilled" and parsed.pipeline == "i2v":
+        pairs.append(
+            (
+                "preset",
+                "pipeline",
+                "the distilled preset needs LTXConditionPipeline (image_cond_noise_scale)",
+            )
+        )
+    return pairs
+
+
+def _check_pairs(where: str, parsed: EngineOptions) -> None:
+    for first, second, reason in _refused_pairs(parsed):
+        raise CatalogError(
+            f"{where}: {first} = {getattr(parsed, first)!r} cannot be combined with "
+            f"{second} = {getattr(parsed, second)!r}: {reason}; remove one of them"
+        )
 
 
 def _coerce(where: str, name: str, value: Any) -> Any:

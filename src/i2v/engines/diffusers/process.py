@@ -7,20 +7,29 @@ warm. Per render the parent sends `Render` and reads messages until `Done` or
 resized to the request's size, as it arrives.
 
 Cancel: `on_progress` raises `Cancelled` -> the parent sends `Cancel` -> the child
-stops at the end of its current step and answers `Failed(cancelled=True)`. If
-no answer comes within `cancel_grace_seconds` the child is killed; the next
-render starts a new one. A child that dies during a render fails that render
-with `EngineCrashed`; one found dead between renders is replaced silently.
+stops at the end of its current step (or after the decode it is in) and answers
+`Failed(cancelled=True)`. The parent waits for that answer as long as the child
+keeps sending anything (it sends a `Busy` heartbeat every few seconds while
+rendering); only after `cancel_silence_seconds` of total silence is the child taken
+for hung and killed, so a healthy warm child is never lost to a cancel. A child that
+dies during a render fails that render with `EngineCrashed`; one found dead between
+renders is replaced silently.
+
+Out of memory: the child exits and the render fails with
+`EngineCrashed(out_of_memory=True)`, which the worker retries. The engine remembers
+to start the next child one offload mode further down (none -> model -> group ->
+sequential, see `offload.step_down`), so the retried attempt uses less memory.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import enum
 import logging
 import multiprocessing
 import signal
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from pathlib import Path
@@ -29,13 +38,30 @@ from typing import Any
 from i2v.domain.errors import Cancelled, EngineCrashed, EngineError
 from i2v.domain.request import GenerationRequest, PixelFormat, RGBImage
 from i2v.engines.base import ProgressCallback
-from i2v.engines.diffusers import messages, sizing
+from i2v.engines.diffusers import messages, offload, sizing
 from i2v.engines.diffusers.options import EngineOptions
 from i2v.engines.diffusers.weights import find_weights
 
 logger = logging.getLogger("i2v.engines.diffusers")
 
 SHUTDOWN_SECONDS = 10.0  # a child asked to stop gets this long before it is killed
+
+
+class ChildState(enum.Enum):
+    """Where the engine's child process stands, as the parent knows it.
+
+        STOPPED ──start──> LOADING ──Ready──> IDLE ──Render──> RENDERING ──Done/Failed──> IDLE
+                              │                 ^                  │
+                              └─Failed─> STOPPED └──answer── CANCELLING <──Cancel──┘
+
+    Any state goes to STOPPED when the child dies or is stopped.
+    """
+
+    STOPPED = "stopped"  #: no child process
+    LOADING = "loading"  #: started; loading its pipeline until Ready or Failed
+    IDLE = "idle"  #: loaded, waiting for a render
+    RENDERING = "rendering"  #: a Render was sent; its Done or Failed has not arrived
+    CANCELLING = "cancelling"  #: Cancel was sent during a render; waiting for the answer
 
 
 def _child_entry(conn: Connection, family: str, options: dict[str, Any]) -> None:
@@ -45,21 +71,32 @@ def _child_entry(conn: Connection, family: str, options: dict[str, Any]) -> None
     child.main(conn, family, options)
 
 
+ChildMain = Callable[[Connection, str, dict[str, Any]], None]
+
+
 class ProcessEngine:
-    """An `i2v.engines.base.Engine` whose pipeline lives in a spawned child process."""
+    """An `i2v.engines.base.Engine` whose pipeline lives in a spawned child process.
+
+    `child_main` is what the child runs (a module-level function, for `spawn`); tests
+    pass a stand-in that speaks the `messages` protocol without loading a model."""
 
     # generative pipelines make RGB frames; the encoder converts them
     pixel_format: PixelFormat = "rgb24"
 
-    def __init__(self, family: str, options: EngineOptions) -> None:
+    def __init__(
+        self, family: str, options: EngineOptions, *, child_main: ChildMain | None = None
+    ) -> None:
         self.name = family
         self.family = family
         self.options = options
         self.description = ""  # what the child loaded, once it has
+        self.offload = ""  # the offload mode the child runs with, once it has loaded
+        self._offload_after_oom: str | None = None  # set by an out-of-memory error
+        self._child_main = child_main or _child_entry
         self._context = multiprocessing.get_context("spawn")
         self._process: BaseProcess | None = None
         self._conn: Connection | None = None
-        self._busy = False  # a render was abandoned before its Done/Failed arrived
+        self.state = ChildState.STOPPED
         self.last_done: messages.Done | None = None  # timings of the last finished render
 
     @property
@@ -71,37 +108,44 @@ class ProcessEngine:
 
     def start(self) -> None:
         """Start the child and wait until it has loaded the pipeline (idempotent)."""
-        if self._busy:
+        if self.state is ChildState.RENDERING:
             # a render was abandoned without closing its iterator: stop it politely first
             self._cancel()
         if self._idle_and_alive():
             return
         if self._process is not None:
-            if self._busy:
-                logger.warning("%s engine: replacing a child with an unfinished render", self.name)
-            else:
-                logger.warning(
-                    "%s engine: child process %s had died (%s); starting a new one",
-                    self.name,
-                    self._process.pid,
-                    _exit_reason(self._process.exitcode),
-                )
+            logger.warning(
+                "%s engine: child process %s is %s (%s); starting a new one",
+                self.name,
+                self._process.pid,
+                self.state.value,
+                _exit_reason(self._process.exitcode),
+            )
             self._stop(kill=True)
         self._check_weights()
+        options = self.options
+        if self._offload_after_oom is not None:
+            options = dataclasses.replace(options, offload=self._offload_after_oom)
         parent_conn, child_conn = self._context.Pipe(duplex=True)
         process = self._context.Process(
-            target=_child_entry,
-            args=(child_conn, self.family, self.options.to_dict()),
+            target=self._child_main,
+            args=(child_conn, self.family, options.to_dict()),
             name=f"i2v-{self.family}-engine",
             daemon=True,
         )
         process.start()
         child_conn.close()  # only the child holds its end: its death then reads as EOF here
         self._process, self._conn = process, parent_conn
+        self.state = ChildState.LOADING
         message = self._receive(during="loading its pipeline")
+        while isinstance(message, messages.Log):  # loading warnings come before Ready
+            logger.info("%s engine: %s", self.name, message.message)
+            message = self._receive(during="loading its pipeline")
         if isinstance(message, messages.Failed):
             self._stop(kill=True)
             if message.out_of_memory:
+                # what `auto` would have chosen is unknown: a failed load steps down from it
+                self._step_down(options.offload if options.offload != "auto" else "none")
                 raise EngineCrashed(
                     f"{self.name} engine ran out of GPU memory while loading: {message.message}",
                     out_of_memory=True,
@@ -110,7 +154,9 @@ class ProcessEngine:
         if not isinstance(message, messages.Ready):
             self._stop(kill=True)
             raise EngineError(f"{self.name} engine: expected Ready from the child, got {message!r}")
+        self.state = ChildState.IDLE
         self.description = message.description
+        self.offload = message.offload
         logger.info("%s engine ready: %s", self.name, message.description)
 
     def render(
@@ -118,20 +164,8 @@ class ProcessEngine:
     ) -> Iterator[RGBImage]:
         on_progress(0, 1, "loading")  # a cancel before the (slow) first load needs no child
         self.start()
-        self._connection().send(
-            messages.Render(
-                image=request.image,
-                prompt=request.prompt,
-                seed=request.seed,
-                frames=request.frames,
-                width=request.width,
-                height=request.height,
-                fps=request.fps,
-                last_image=request.last_image,
-                settings=dict(request.options),
-            )
-        )
-        self._busy = True
+        self._connection().send(messages.Render(request))
+        self.state = ChildState.RENDERING
         delivered = 0
         try:
             while True:
@@ -143,8 +177,10 @@ class ProcessEngine:
                     yield sizing.fit(message.pixels, request.width, request.height)
                 elif isinstance(message, messages.Log):
                     logger.info("%s engine: %s", self.name, message.message)
+                elif isinstance(message, messages.Busy):
+                    pass  # a heartbeat; it matters only while a cancel waits
                 elif isinstance(message, messages.Done):
-                    self._busy = False
+                    self.state = ChildState.IDLE
                     self.last_done = message
                     logger.info(
                         "%s engine: %d frames in %.1f s, peak GPU memory %.2f GiB",
@@ -155,7 +191,7 @@ class ProcessEngine:
                     )
                     break
                 elif isinstance(message, messages.Failed):
-                    self._busy = False
+                    self.state = ChildState.IDLE
                     self._raise_failed(message)
         except (Cancelled, GeneratorExit):
             self._cancel()
@@ -183,7 +219,9 @@ class ProcessEngine:
 
     def _idle_and_alive(self) -> bool:
         process, conn = self._process, self._conn
-        if process is None or conn is None or self._busy or not process.is_alive():
+        if self.state is not ChildState.IDLE or process is None or conn is None:
+            return False
+        if not process.is_alive():
             return False
         # an idle child sends nothing: a readable pipe means EOF (it died) or stale output
         return not conn.poll()
@@ -193,42 +231,66 @@ class ProcessEngine:
             raise Cancelled()
         if message.out_of_memory:
             self._stop(kill=True)  # the child exits after an OOM; make sure of it
+            self._step_down(self.offload or "none")
             raise EngineCrashed(
                 f"{self.name} engine ran out of GPU memory: {message.message}", out_of_memory=True
             )
         raise EngineError(f"{self.name} engine failed: {message.message}")
 
+    def _step_down(self, mode: str) -> None:
+        """After an out-of-memory error in `mode`, start later children one offload
+        mode further down (kept for this engine's life: the route did not fit)."""
+        following = offload.step_down(mode)
+        if following is None:
+            logger.warning(
+                "%s engine ran out of GPU memory with offload=%s, the most memory-saving "
+                "mode; the retry uses it again",
+                self.name,
+                mode,
+            )
+            return
+        logger.warning(
+            "%s engine ran out of GPU memory with offload=%s; the next child uses offload=%s",
+            self.name,
+            mode,
+            following,
+        )
+        self._offload_after_oom = following
+
     def _cancel(self) -> None:
-        """Ask the child to stop and wait for its answer; kill it if none comes."""
-        if not self._busy or self._conn is None:
+        """Ask the child to stop and wait for its answer while it shows signs of life;
+        kill it only after `cancel_silence_seconds` without any message (hung)."""
+        if self.state is not ChildState.RENDERING or self._conn is None:
             return
         try:
             self._conn.send(messages.Cancel())
         except OSError:
             self._stop(kill=True)
             return
-        deadline = time.monotonic() + self.options.cancel_grace_seconds
+        self.state = ChildState.CANCELLING
+        silence = self.options.cancel_silence_seconds
         while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                logger.warning(
-                    "%s engine: no answer to cancel within %.0f s; killing the child",
-                    self.name,
-                    self.options.cancel_grace_seconds,
-                )
-                self._stop(kill=True)
-                return
             try:
-                message = self._receive(timeout=left)
+                message = self._receive(timeout=silence)
             except EngineCrashed:
                 return
             if message is None:
-                continue
-            if isinstance(message, messages.Done | messages.Failed):
-                self._busy = False
+                logger.warning(
+                    "%s engine: child silent for %g s after cancel (hung); killing it",
+                    self.name,
+                    silence,
+                )
+                self._stop(kill=True)
+                return
+            if isinstance(message, messages.Log):
+                logger.info("%s engine: %s", self.name, message.message)
+            elif isinstance(message, messages.Done | messages.Failed):
+                self.state = ChildState.IDLE
                 if isinstance(message, messages.Failed) and message.out_of_memory:
                     self._stop(kill=True)
+                    self._step_down(self.offload or "none")
                 return
+            # Progress, Frame, Busy: alive and on its way to the next step boundary
 
     def _receive(self, timeout: float | None = None, during: str = "a render") -> Any:
         """The child's next message; None on timeout; EngineCrashed if it died."""
@@ -270,7 +332,8 @@ class ProcessEngine:
             self._conn.close()
         if self._process is not None and self._process.exitcode is not None:
             self._process.close()
-        self._process, self._conn, self._busy = None, None, False
+        self._process, self._conn = None, None
+        self.state = ChildState.STOPPED
 
 
 def _exit_reason(exitcode: int | None) -> str:

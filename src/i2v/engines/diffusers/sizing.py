@@ -14,6 +14,7 @@ Pure arithmetic, no torch: the parent and the tests use it freely.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,8 +22,10 @@ from PIL import Image
 
 from i2v.domain.request import RGBImage
 
-# Native render areas (pixels) by model class and resolution tier.
-WAN_TI2V_AREAS = {"480p": 832 * 480, "720p": 1280 * 704}
+# Native render areas (pixels) by model class and resolution tier. TI2V-5B was trained
+# at 1280x704 / 704x1280 only (Wan2.2 configs): it has no 480p tier, a 480p request
+# renders at 704p and the output stage resizes it down.
+WAN_TI2V_AREAS = {"720p": 1280 * 704}
 WAN_14B_AREAS = {"480p": 832 * 480, "720p": 1280 * 720}
 LTX_AREAS = {"480p": 704 * 480, "720p": 1216 * 704}
 
@@ -53,6 +56,12 @@ def resolution_tier(width: int, height: int, choice: str = "auto") -> str:
     if choice != "auto":
         return choice
     return "480p" if min(width, height) <= 480 else "720p"
+
+
+def model_tier(tier: str, areas: Mapping[str, int]) -> str:
+    """`tier` if the model has it, else the model's largest: TI2V-5B renders a 480p
+    request at 704p."""
+    return tier if tier in areas else max(areas, key=lambda name: areas[name])
 
 
 def native_size(width: int, height: int, area: int, multiple: int) -> tuple[int, int]:

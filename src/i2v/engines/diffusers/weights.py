@@ -7,6 +7,7 @@ find in the local cache. Nothing here touches the network.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,3 +37,38 @@ def find_weights(weights: str, cache_dir: Path | None = None) -> WeightsStatus:
     return WeightsStatus(
         False, f"{weights} not in the Hugging Face cache (huggingface-cli download {weights})"
     )
+
+
+@dataclass(frozen=True)
+class ModelIndex:
+    """What a diffusers folder's model_index.json says: the pipeline class and the
+    components it has (a component saved as None, e.g. `transformer_2: [null, null]`,
+    is absent)."""
+
+    class_name: str
+    components: frozenset[str]
+
+    def has(self, component: str) -> bool:
+        return component in self.components
+
+
+def read_model_index(weights: str, cache_dir: str = "") -> ModelIndex | None:
+    """The weights' model_index.json if it is on this machine (a folder or the Hugging
+    Face cache); None when the weights are not here yet or the file is unreadable."""
+    found = find_weights(weights, Path(cache_dir) if cache_dir else None)
+    if not found.present:
+        return None
+    try:
+        data = json.loads((Path(found.where) / "model_index.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    components = frozenset(
+        name
+        for name, value in data.items()
+        if not name.startswith("_")
+        and isinstance(value, list)
+        and any(part is not None for part in value)
+    )
+    return ModelIndex(str(data.get("_class_name", "")), components)

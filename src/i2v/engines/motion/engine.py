@@ -36,6 +36,7 @@ from i2v.domain.request import PIXEL_FORMATS, GenerationRequest, PixelFormat, RG
 from i2v.engines.base import ProgressCallback
 from i2v.engines.motion.camera import Move, parse_move
 from i2v.engines.motion.path import EASINGS, Easing, Margins, Pose, plan_path
+from i2v.video.frames import i420_planes, to_i420
 
 KERNEL_MARGIN = 4  # source pixels the bicubic kernel reads past a view's edge
 EXTENSION_BLUR = 0.02  # sigma of the extension's blur, as a fraction of the frame's long side
@@ -91,7 +92,7 @@ INTERPOLATIONS = {"linear": cv2.INTER_LINEAR, "cubic": cv2.INTER_CUBIC}
 
 
 class MotionEngine:
-    """Options (a request's options may override them):
+    """Options (the catalog route's `options` table):
 
     - `easing`: "ease" (default; starts and stops gently) or "linear" (constant speed).
     - `interpolation`: "linear" (default) or "cubic". Both are sub-pixel exact; cubic is a
@@ -114,7 +115,6 @@ class MotionEngine:
         move = parse_move(request.prompt, request.seed, camera_fixed=request.camera_fixed)
         photo_h, photo_w = request.image.shape[:2]
         framing = frame(photo_w, photo_h, request.width, request.height)
-        easing = _easing(request.options.get("easing", self.easing))
         poses = plan_path(
             move,
             request.width,
@@ -122,7 +122,7 @@ class MotionEngine:
             request.frames,
             seed=request.seed,
             margins=framing.margins(photo_w, photo_h),
-            easing=easing,
+            easing=self.easing,
         )
         return move, poses
 
@@ -151,7 +151,7 @@ class MotionEngine:
             return
 
         # 3. Prepare the source once.
-        interpolation = _interpolation(request.options.get("interpolation", self.interpolation))
+        interpolation = self.interpolation
         source = prepare_source(image, framing, poses, width, height)
 
         # 4. Render each frame.
@@ -342,27 +342,6 @@ def render_frame_i420(
     cv2.warpAffine(source.u, chroma, u.shape[::-1], u, flags, cv2.BORDER_REFLECT)
     cv2.warpAffine(source.v, chroma, v.shape[::-1], v, flags, cv2.BORDER_REFLECT)
     return out
-
-
-def i420_planes(yuv: RGBImage) -> tuple[RGBImage, RGBImage, RGBImage]:
-    """Views of the Y, U and V planes of an I420 array ((H * 3 // 2) x W, H and W even)."""
-    height, width = yuv.shape[0] * 2 // 3, yuv.shape[1]
-    chroma = yuv[height:].reshape(2, height // 2, width // 2)
-    return yuv[:height], chroma[0], chroma[1]
-
-
-def to_i420(image: RGBImage) -> RGBImage:
-    """RGB with even sides -> I420 in cv2's layout and BT.601 limited-range matrix, with
-    each chroma sample the mean of its 2x2 block (sited at the block's centre): cv2's own
-    RGB2YUV_I420 takes the block's top-left pixel alone, which aliases fine colour detail."""
-    height, width = image.shape[:2]
-    yuv = np.asarray(cv2.cvtColor(image, cv2.COLOR_RGB2YUV_I420), dtype=np.uint8)
-    # Chroma is linear in RGB, so the chroma of the block's mean colour is the block's mean
-    # chroma; repeating each mean over its block makes cv2's top-left pick exactly that.
-    means = cv2.resize(image, (width // 2, height // 2), interpolation=cv2.INTER_AREA)
-    blocks = cv2.resize(means, (width, height), interpolation=cv2.INTER_NEAREST)
-    yuv[height:] = cv2.cvtColor(blocks, cv2.COLOR_RGB2YUV_I420)[height:]
-    return yuv
 
 
 def to_planes(source: Source) -> PlanarSource:
