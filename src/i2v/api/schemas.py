@@ -81,6 +81,17 @@ def _literal(values: tuple[Any, ...]) -> Any:
     return Literal[values]
 
 
+MAX_LORAS = 4  # LoRAs one request may name (hosted LoRA routes take a handful)
+
+
+class LoraInput(BaseModel):
+    """One LoRA a request applies: a path or cached repo id from the route's allowlist."""
+
+    model_config = _STRICT
+    path: str = Field(..., min_length=1, max_length=512)
+    scale: float = Field(1.0, ge=-4.0, le=4.0)
+
+
 def _optional_inputs(route: Route) -> dict[str, Any]:
     fields: dict[str, Any] = {}
     if "aspect_ratio" in route.inputs:
@@ -108,6 +119,15 @@ def _optional_inputs(route: Route) -> dict[str, Any]:
         fields["guidance_scale"] = (float | None, Field(None, ge=0.0, le=20.0))
     if "flow_shift" in route.inputs:
         fields["flow_shift"] = (float | None, Field(None, ge=0.0, le=30.0))
+    if "loras" in route.inputs:
+        fields["loras"] = (
+            list[LoraInput],
+            Field(
+                default_factory=list,
+                max_length=MAX_LORAS,
+                description="LoRAs: [{path, scale}], paths from the model's allowlist.",
+            ),
+        )
     return fields
 
 

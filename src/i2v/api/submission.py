@@ -30,7 +30,7 @@ from i2v.domain.catalog import Catalog, Route
 from i2v.domain.errors import InputError, UnknownModel
 from i2v.domain.geometry import output_size, snap_aspect
 from i2v.domain.idempotency import Idempotency
-from i2v.domain.job import JobSpec
+from i2v.domain.job import JobSpec, Lora
 from i2v.domain.owners import key_id
 from i2v.domain.prediction import Flags, Prediction
 from i2v.domain.request import SEED_MAX
@@ -69,6 +69,7 @@ class Submission:
     num_inference_steps: int | None = None
     guidance_scale: float | None = None
     flow_shift: float | None = None
+    loras: tuple[Lora, ...] = ()
     flags: Flags = field(default_factory=Flags)
     webhook: str | None = None  # checked with `checked_webhook`
 
@@ -101,9 +102,32 @@ class Submission:
             num_inference_steps=fields.get("num_inference_steps"),
             guidance_scale=fields.get("guidance_scale"),
             flow_shift=fields.get("flow_shift"),
+            loras=tuple(_lora(item) for item in fields.get("loras") or ()),
             flags=flags,
             webhook=webhook,
         )
+
+
+def _lora(item: Any) -> Lora:
+    """A LoRA from a dialect's body: a dumped dict or the pydantic model itself."""
+    if isinstance(item, BaseModel):
+        item = item.model_dump()
+    return Lora(str(item["path"]), float(item.get("scale", 1.0)))
+
+
+def check_loras(route: Route, loras: tuple[Lora, ...]) -> None:
+    """Each requested LoRA must be one the operator allowed for this route
+    (`lora_allowlist` in its options): a request never names a file on the server."""
+    allowed = route.options.get("lora_allowlist", []) or []
+    allowed_set = {str(item) for item in allowed} if isinstance(allowed, list) else set()
+    for index, lora in enumerate(loras):
+        if lora.path not in allowed_set:
+            raise InputError(
+                f"{lora.path!r} is not in this model's LoRA allowlist "
+                f"({len(allowed_set)} allowed; ask the operator to add it to lora_allowlist)",
+                field=f"loras[{index}].path",
+                value=lora.path,
+            )
 
 
 @dataclass(frozen=True)
@@ -218,6 +242,7 @@ async def accept(
             f"the '{route.engine}' engine behind this model cannot use a last frame",
             field="last_image",
         )
+    check_loras(route, sub.loras)
     image, image_bytes, inline = await _read_image(services, sub.image, sub.image_field)
     last, last_bytes, last_inline = (
         await _read_image(services, sub.last_image, "last_image")
@@ -248,6 +273,7 @@ async def accept(
         num_inference_steps=sub.num_inference_steps,
         guidance_scale=sub.guidance_scale,
         flow_shift=sub.flow_shift,
+        loras=sub.loras,
         engine_options=route.options,
     )
     prediction = Prediction(

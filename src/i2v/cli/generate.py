@@ -22,6 +22,7 @@ from rich.progress import (
 
 from i2v.domain.errors import I2VError
 from i2v.domain.geometry import RESOLUTIONS
+from i2v.domain.job import Lora
 from i2v.domain.request import FPS, FRAME_CHOICES, SEED_MAX
 from i2v.engines import registry
 
@@ -57,6 +58,39 @@ def _check_options(values: list[str] | None) -> list[str] | None:
         if not sep or not key.strip():
             raise typer.BadParameter(f"must be KEY=VALUE, got {value!r}")
     return values
+
+
+LORA_ENGINES = ("wan", "ltx")
+
+
+def _parse_lora(value: str) -> Lora:
+    """FILE or FILE:SCALE (scale 1.0 when omitted); the file must exist."""
+    path, sep, raw = value.rpartition(":")
+    scale = 1.0
+    if sep:
+        try:
+            scale = float(raw)
+        except ValueError:
+            path = value  # a colon inside the path, no scale
+    else:
+        path = value
+    if not Path(path).expanduser().is_file():
+        raise typer.BadParameter(f"must be FILE[:SCALE] naming a LoRA file, got {value!r}")
+    return Lora(str(Path(path).expanduser().resolve()), scale)
+
+
+def _check_loras(values: list[str] | None) -> list[str] | None:
+    for value in values or []:
+        _parse_lora(value)
+    return values
+
+
+def _with_loras(options: dict[str, Any], loras: tuple[Lora, ...]) -> dict[str, Any]:
+    """The local user's own LoRA files need no operator allowlist: they join it."""
+    if loras:
+        allowlist = list(options.get("lora_allowlist", []))
+        options["lora_allowlist"] = allowlist + [lora.path for lora in loras]
+    return options
 
 
 def _engine_options(pairs: list[str], weights: str | None) -> dict[str, Any]:
@@ -123,12 +157,26 @@ def generate(
             callback=_check_options,
         ),
     ] = None,
+    lora: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--lora",
+            help="wan/ltx: a LoRA file, FILE[:SCALE] (scale 1.0 when omitted); repeatable.",
+            callback=_check_loras,
+        ),
+    ] = None,
 ) -> None:
     """Generate a video from IMAGE and a prompt, with a progress bar."""
     # Imported here: `i2v --help` and the other commands need none of the render stack.
     from i2v.pipeline import generate_video, local_request
 
     console = Console(stderr=True)
+    loras = tuple(_parse_lora(value) for value in lora or [])
+    if loras and engine not in LORA_ENGINES:
+        raise typer.BadParameter(
+            f"only the {' and '.join(LORA_ENGINES)} engines take LoRAs, got --engine {engine}",
+            param_hint="--lora",
+        )
     chosen_seed = seed if seed is not None else random.SystemRandom().randint(0, SEED_MAX)
     columns = (
         SpinnerColumn(),
@@ -152,7 +200,8 @@ def generate(
                 num_inference_steps=steps,
                 guidance_scale=guidance,
                 flow_shift=flow_shift,
-                engine_options=_engine_options(option or [], weights),
+                loras=loras,
+                engine_options=_with_loras(_engine_options(option or [], weights), loras),
             )
             result = generate_video(request, engine, out, on_progress=_progress_to(progress, task))
     except I2VError as exc:

@@ -36,6 +36,7 @@ OPTIONAL_INPUTS = frozenset(
         "num_inference_steps",
         "guidance_scale",
         "flow_shift",
+        "loras",
     }
 )
 PROMPT_MAX_LENGTH = 800  # RunComfy's schema; WaveSpeed's Dreamina pages say the same

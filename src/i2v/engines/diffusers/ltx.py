@@ -28,6 +28,7 @@ from PIL import Image
 from i2v.domain.errors import EngineError
 from i2v.domain.request import GenerationRequest
 from i2v.engines.diffusers import loading, segments, sizing
+from i2v.engines.diffusers.adapters import Adapters
 from i2v.engines.diffusers.options import EngineOptions
 from i2v.engines.diffusers.segments import StepHook
 from i2v.engines.diffusers.weights import read_model_index
@@ -72,6 +73,7 @@ class LTXRenderer:
         self.condition = isinstance(self.pipe, LTXConditionPipeline)
         self.preset = PRESETS[options.preset]
         self.frame_step = self.pipe.vae_temporal_compression_ratio
+        self.adapters = Adapters(self.pipe, options)
         self.description = f"LTX-Video: {self.loaded.description}"
 
     def check_inputs(self, request: GenerationRequest) -> None:
@@ -88,6 +90,8 @@ class LTXRenderer:
 
         # 1. Check inputs. Raise error if not correct
         self.check_inputs(request)
+        # the route's and the request's LoRAs, loaded once per child and swapped per render
+        self.adapters.apply(request.spec.loras)
 
         # 2. Define call parameters
         tier = sizing.resolution_tier(request.width, request.height, options.resolution)

@@ -9,6 +9,7 @@ options pickle into the spawned child unchanged.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from i2v.domain.catalog import CatalogError
@@ -19,6 +20,11 @@ DTYPE_CHOICES = ("auto", "bfloat16", "float16", "float32")
 RESOLUTION_CHOICES = ("auto", "480p", "720p")
 LTX_PIPELINES = ("auto", "i2v", "condition")
 LTX_PRESETS = ("", "distilled")
+# Which transformer a LoRA goes into: "high" the first (Wan2.2 A14B's high-noise expert,
+# and every other model's only one), "low" A14B's transformer_2, "both" each of them.
+LORA_EXPERTS = ("high", "low", "both")
+LORA_KEYS = ("path", "scale", "expert")
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt")
 # A cancelled render is waited for as long as the child shows signs of life (it sends a
 # heartbeat every few seconds even inside one long step or a VAE decode); it is killed
 # only after this much total silence. Well above one 14B step with offload (~40 s on an
@@ -56,6 +62,10 @@ class EngineOptions:
     decode_timestep: float = 0.05  # LTX 0.9.1+ VAEs decode with a little noise
     decode_noise_scale: float = 0.025
     cancel_silence_seconds: float = CANCEL_SILENCE_SECONDS
+    # LoRAs applied to every request of the route: (path, scale, expert) each
+    loras: tuple[tuple[str, float, str], ...] = ()
+    # LoRA paths or cached repo ids a request may name in its `loras` input
+    lora_allowlist: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -77,8 +87,12 @@ def parse_options(options: dict[str, Any], engine: str) -> EngineOptions:
             f"Hugging Face repo id in your cache), got {weights!r}"
         )
     values: dict[str, Any] = {"weights": weights.strip()}
-    for name in set(options) - {"weights"}:
+    for name in set(options) - {"weights", "loras", "lora_allowlist"}:
         values[name] = _coerce(where, name, options[name])
+    if "loras" in options:
+        values["loras"] = _parse_loras(where, options["loras"])
+    if "lora_allowlist" in options:
+        values["lora_allowlist"] = _parse_allowlist(where, options["lora_allowlist"])
     parsed = EngineOptions(**values)
     _check_choice(where, "offload", parsed.offload, OFFLOAD_CHOICES)
     _check_choice(where, "dtype", parsed.dtype, DTYPE_CHOICES)
@@ -100,7 +114,77 @@ def parse_options(options: dict[str, Any], engine: str) -> EngineOptions:
         raise CatalogError(f"{where}.device: must be auto, cpu or cuda[:N], got {parsed.device!r}")
     _check_family(where, engine, parsed)
     _check_pairs(where, parsed)
+    _check_lora_experts(where, engine, parsed)
     return parsed
+
+
+def is_local_lora(path: str) -> bool:
+    """Whether a LoRA reference names a file on this machine (else a Hugging Face repo id,
+    `owner/name` or `owner/name/file.safetensors`, read from the cache)."""
+    parts = path.split("/")
+    return (
+        path.startswith(("/", "./", "../", "~"))
+        or Path(path).expanduser().is_file()
+        or (path.endswith(WEIGHT_SUFFIXES) and len(parts) <= 2)
+    )
+
+
+def _check_lora_path(where: str, path: Any) -> str:
+    if not isinstance(path, str) or not path.strip():
+        raise CatalogError(f"{where}: a LoRA path must be a non-empty string, got {path!r}")
+    path = path.strip()
+    if is_local_lora(path) and not Path(path).expanduser().is_file():
+        raise CatalogError(f"{where}: the LoRA file {path!r} does not exist")
+    return path
+
+
+def _parse_loras(where: str, value: Any) -> tuple[tuple[str, float, str], ...]:
+    where = f"{where}.loras"
+    if not isinstance(value, list):
+        raise CatalogError(f"{where}: must be a list of tables {{path, scale, expert}}")
+    parsed = []
+    for index, item in enumerate(value):
+        here = f"{where}[{index}]"
+        if not isinstance(item, dict):
+            raise CatalogError(f"{here}: must be a table {{path, scale, expert}}, got {item!r}")
+        unknown = sorted(set(item) - set(LORA_KEYS))
+        if unknown:
+            raise CatalogError(f"{here}: unknown keys {unknown}; known: {list(LORA_KEYS)}")
+        if "path" not in item:
+            raise CatalogError(f"{here}.path: required")
+        path = _check_lora_path(f"{here}.path", item["path"])
+        scale = item.get("scale", 1.0)
+        if isinstance(scale, bool) or not isinstance(scale, int | float):
+            raise CatalogError(f"{here}.scale: must be a number, got {scale!r}")
+        expert = item.get("expert", "high")
+        _check_choice(here, "expert", expert, LORA_EXPERTS)
+        parsed.append((path, float(scale), str(expert)))
+    return tuple(parsed)
+
+
+def _parse_allowlist(where: str, value: Any) -> tuple[str, ...]:
+    where = f"{where}.lora_allowlist"
+    if not isinstance(value, list):
+        raise CatalogError(f"{where}: must be a list of LoRA paths or repo ids, got {value!r}")
+    return tuple(_check_lora_path(f"{where}[{i}]", path) for i, path in enumerate(value))
+
+
+def _check_lora_experts(where: str, engine: str, parsed: EngineOptions) -> None:
+    low = [path for path, _, expert in parsed.loras if expert != "high"]
+    if not low:
+        return
+    if engine != "wan":
+        raise CatalogError(
+            f"{where}.loras: {low[0]!r} asks for the low-noise expert, which only Wan2.2 "
+            f'I2V-A14B has; the {engine} engine has one transformer: use expert = "high"'
+        )
+    index = read_model_index(parsed.weights, parsed.cache_dir)
+    if index is not None and not index.has("transformer_2"):
+        raise CatalogError(
+            f"{where}.loras: {low[0]!r} asks for the low-noise expert, but the model "
+            f"{parsed.weights!r} ({index.class_name}) has no transformer_2 (only Wan2.2 "
+            'I2V-A14B has one); use expert = "high"'
+        )
 
 
 def _check_family(where: str, engine: str, parsed: EngineOptions) -> None:

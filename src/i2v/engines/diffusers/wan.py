@@ -37,6 +37,7 @@ from PIL import Image
 from i2v.domain.errors import EngineError
 from i2v.domain.request import GenerationRequest
 from i2v.engines.diffusers import loading, segments, sizing
+from i2v.engines.diffusers.adapters import Adapters
 from i2v.engines.diffusers.options import EngineOptions
 from i2v.engines.diffusers.segments import StepHook
 
@@ -134,6 +135,7 @@ class WanRenderer:
         transformer = self.pipe.transformer or self.pipe.transformer_2
         self.multiple = self.pipe.vae_scale_factor_spatial * transformer.config.patch_size[1]
         self.frame_step = self.pipe.vae_scale_factor_temporal
+        self.adapters = Adapters(self.pipe, options)
         self.description = f"{self.variant.name}: {self.loaded.description}"
 
     def check_inputs(self, request: GenerationRequest) -> None:
@@ -156,6 +158,8 @@ class WanRenderer:
 
         # 1. Check inputs. Raise error if not correct
         self.check_inputs(request)
+        # the route's and the request's LoRAs, loaded once per child and swapped per render
+        self.adapters.apply(request.spec.loras)
 
         # 2. Define call parameters
         asked = sizing.resolution_tier(request.width, request.height, options.resolution)
