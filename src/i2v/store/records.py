@@ -50,3 +50,13 @@ class CancelKind(enum.StrEnum):
 class CancelOutcome:
     kind: CancelKind
     prediction: Prediction  # the row after the cancel
+
+
+@dataclass(frozen=True)
+class Upload:
+    key: str  # its object's storage key (`i2v.storage.keys.upload_key`)
+    owner: str
+    size: int  # bytes: stored, or declared by a ticket whose PUT has not come
+    created_at: datetime
+    written_at: datetime | None  # when its bytes were stored; None: a ticket awaiting its PUT
+    used_at: datetime | None  # when a submit last used it

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from i2v.domain.job import JobSpec
 from i2v.domain.prediction import Flags, Prediction
 from i2v.domain.status import Status
-from i2v.store.records import KeyRecord
+from i2v.store.records import KeyRecord, Upload
 
 # The typed fields stored as JSON, by the column that holds each (older names).
 _JSON_COLUMNS = {"spec": "params", "flags": "options"}
@@ -54,4 +54,16 @@ def to_key(row: sa.Row[Any]) -> KeyRecord:
         rate_per_minute=m["rate_per_minute"],
         weight=m["weight"],
         admin=bool(m["admin"]),
+    )
+
+
+def to_upload(row: sa.Row[Any]) -> Upload:
+    m = row._mapping
+    return Upload(
+        key=m["key"],
+        owner=m["owner"],
+        size=m["size"],
+        created_at=m["created_at"],
+        written_at=m["written_at"],
+        used_at=m["used_at"],
     )

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -19,19 +18,11 @@ import sqlalchemy as sa
 from i2v.domain.errors import Conflict, NotFound, PayloadTooLarge
 from i2v.store.clock import Clock
 from i2v.store.database import Database
+from i2v.store.records import Upload
+from i2v.store.rows import to_upload
 from i2v.store.tables import at, uploads
 
 _u = uploads
-
-
-@dataclass(frozen=True)
-class Upload:
-    key: str  # its object's storage key (`i2v.storage.keys.upload_key`)
-    owner: str
-    size: int  # bytes: stored, or declared by a ticket whose PUT has not come
-    created_at: datetime
-    written_at: datetime | None  # when its bytes were stored; None: a ticket awaiting its PUT
-    used_at: datetime | None  # when a submit last used it
 
 
 class Uploads:
@@ -99,7 +90,7 @@ class Uploads:
                     "this upload's bytes were written already: an upload URL takes one PUT;"
                     " create a new upload ticket to upload again"
                 )
-        return _upload(row)
+        return to_upload(row)
 
     def write_failed(self, key: str) -> None:
         """The PUT that took the write did not store the bytes: the ticket takes a PUT again."""
@@ -121,7 +112,7 @@ class Uploads:
             row = conn.execute(query).first()
         if row is None:
             raise NotFound("no such upload of this API key (deleted, expired, or never made)")
-        return _upload(row)
+        return to_upload(row)
 
     def due(self, unused_since: datetime, *, limit: int) -> builtins.list[str]:
         """Up to `limit` upload keys, oldest first, neither made nor used since `unused_since`."""
@@ -135,15 +126,3 @@ class Uploads:
         if keys:
             with self._database.write() as conn:
                 conn.execute(_u.delete().where(_u.c.key.in_(sorted(set(keys)))))
-
-
-def _upload(row: sa.Row[tuple[object, ...]]) -> Upload:
-    m = row._mapping
-    return Upload(
-        key=m["key"],
-        owner=m["owner"],
-        size=m["size"],
-        created_at=m["created_at"],
-        written_at=m["written_at"],
-        used_at=m["used_at"],
-    )
