@@ -87,7 +87,7 @@ _service = APIRouter()
 @_service.get("/", include_in_schema=False)
 async def playground() -> FileResponse:
     """The playground page: a client of the public API like any other, in the browser."""
-    return FileResponse(PAGE, headers=PAGE_HEADERS)
+    return FileResponse(PAGE, headers=pages.PAGE_HEADERS)
 
 
 async def _not_found(request: Request, exc: Exception) -> Response:
@@ -97,13 +97,6 @@ async def _not_found(request: Request, exc: Exception) -> Response:
 # The page lives beside the static folder, not in it: served only at /, with its headers.
 PAGE = Path(__file__).resolve().parent / "playground.html"
 STATIC = Path(__file__).resolve().parent / "static"
-# The page runs only its own script and talks only to this server; videos may come from
-# the public URL's host.
-PAGE_HEADERS = {
-    "Content-Security-Policy": "default-src 'self'; img-src 'self' blob: data:; "
-    "media-src 'self' http: https:; frame-ancestors 'none'",
-    "X-Content-Type-Options": "nosniff",
-}
 
 
 def _declare_bearer_auth(app: FastAPI) -> None:

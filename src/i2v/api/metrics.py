@@ -33,6 +33,8 @@ class RequestMetrics:
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
         self.metrics = metrics
+        # A route's full template never changes: work it out once per route, not per request.
+        self._templates: dict[int, str] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -50,7 +52,12 @@ class RequestMetrics:
         try:
             await self.app(scope, receive, sending)
         finally:
-            template = route_template(scope)
+            route = scope.get("route")
+            template = self._templates.get(id(route)) if route is not None else None
+            if template is None:
+                template = route_template(scope)
+                if route is not None and template != UNMATCHED:
+                    self._templates[id(route)] = template
             method = scope["method"]
             self.metrics.http_requests.labels(template, method, str(status)).inc()
             self.metrics.http_seconds.labels(template, method).observe(

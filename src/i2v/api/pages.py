@@ -16,6 +16,8 @@ from fastapi.responses import FileResponse
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from i2v.api.gate import API_PREFIXES
+
 # Our pages run only scripts and styles served from this origin, and are never framed.
 CSP = (
     "default-src 'self'; img-src 'self' blob: data:; media-src 'self' http: https:; "
@@ -42,7 +44,8 @@ class PagePolicy:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        # API answers are JSON: the hot poll path skips the header check altogether.
+        if scope["type"] != "http" or scope["path"].startswith(API_PREFIXES):
             await self.app(scope, receive, send)
             return
 

@@ -52,6 +52,12 @@ def router(catalog: Catalog, *, strict_inputs: bool = False) -> APIRouter:
     r.include_router(routes)
     r.include_router(account.routes)
     body = partial(wavespeed_body, strict=strict_inputs)
+    r.add_api_route(
+        "/models",
+        _models([_model_entry(route, body) for route in catalog]),
+        methods=["GET"],
+        summary="The catalog: every model path with its input schema",
+    )
     submission.add_routes(
         r,
         catalog,
@@ -126,11 +132,6 @@ async def delete(body: DeleteBody, services: ServicesDep, owner: OwnerDep) -> di
         return len(removed)
 
     return envelope({"deleted_count": await run_in_threadpool(run)})
-
-
-@routes.get("/models", summary="The catalog: every model path with its input schema")
-async def models(services: ServicesDep, owner: OwnerDep) -> dict[str, Any]:
-    return envelope([_model_entry(route) for route in services.catalog])
 
 
 async def submit(body: BaseModel, call: Submit[WaveSpeedViews]) -> dict[str, Any]:
@@ -220,7 +221,17 @@ def _echo(fields: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in fields.items() if k not in PLATFORM_FLAGS}
 
 
-def _model_entry(route: Route) -> dict[str, Any]:
+def _models(entries: list[dict[str, Any]]) -> Callable[[str], Awaitable[dict[str, Any]]]:
+    """GET /models: the catalog's entries, described once at start-up (the catalog does
+    not change while the server runs, and each entry builds two JSON schemas)."""
+
+    async def models(owner: OwnerDep) -> dict[str, Any]:
+        return envelope(entries)
+
+    return models
+
+
+def _model_entry(route: Route, body: Callable[[Route], type[BaseModel]]) -> dict[str, Any]:
     info = registry.info(route.engine)
     return {
         "model_id": route.path,
@@ -240,7 +251,7 @@ def _model_entry(route: Route) -> dict[str, Any]:
                     "type": "model_run",
                     "method": "POST",
                     "api_path": f"{PREFIX}/{route.path}",
-                    "request_schema": wavespeed_body(route).model_json_schema(),
+                    "request_schema": body(route).model_json_schema(),
                 },
                 {
                     "type": "runcomfy_model_run",

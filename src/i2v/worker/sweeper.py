@@ -18,7 +18,7 @@ from datetime import datetime
 
 from i2v.domain.retention import Retention
 from i2v.storage.base import Storage
-from i2v.storage.keys import prediction_keys
+from i2v.storage.cleanup import delete_objects
 from i2v.store import Store, utcnow
 
 log = logging.getLogger("i2v.sweeper")
@@ -79,8 +79,7 @@ class Sweeper:
         while cutoff is not None:
             due = self._store.expiry.due(cutoff, limit=BATCH)
             for p in due:
-                for key in prediction_keys(p):
-                    self._storage.delete(key)
+                delete_objects(self._storage, p)
             predictions += self._store.expiry.expired([p.id for p in due])
             if len(due) < BATCH:
                 break
