@@ -35,7 +35,6 @@ import json
 import os
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -45,7 +44,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from report import DOC, machine, write_section
+from report import DOC, machine, percentile, write_section
 
 ROOT = Path(__file__).resolve().parents[1]
 SECTION = "## API (bench/api.py)"
@@ -284,14 +283,6 @@ class Cell:
     @property
     def p99(self) -> float:
         return percentile(self.latencies_ms, 99)
-
-
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    if len(values) == 1:
-        return values[0]
-    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
 
 
 async def load(

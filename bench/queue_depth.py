@@ -196,11 +196,6 @@ def database(backend: str, work: Path, server: str | None) -> Iterator[str]:
         yield url
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller queues, fewer samples")
@@ -266,8 +261,9 @@ def report(
     for r in results:
         lines.append(
             f"| {r.backend} | {r.depth:,} | {statistics.median(r.submit_ms):.2f}"
-            f" | {percentile(r.submit_ms, 0.99):.2f} | {statistics.median(r.claim_ms):.2f}"
-            f" | {percentile(r.claim_ms, 0.99):.2f} |"
+            f" | {report_module.percentile(r.submit_ms, 99):.2f}"
+            f" | {statistics.median(r.claim_ms):.2f}"
+            f" | {report_module.percentile(r.claim_ms, 99):.2f} |"
         )
     lines += ["", f"| Backend | {WORKERS} workers, claims/s |", "|---|---:|"]
     lines += [f"| {backend} | {rate:,.0f} |" for backend, rate in throughput.items()]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import statistics
 from pathlib import Path
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
@@ -31,3 +32,12 @@ def write_section(heading: str, text: str, doc: Path = DOC) -> None:
     doc.write_text(
         "".join(lines[:start]) + text.rstrip("\n") + "\n" + ("\n" + tail if tail else "")
     )
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The q-th percentile (0-100) of `values`, interpolated between samples; nan for none."""
+    if not values:
+        return float("nan")
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import tomllib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
@@ -20,6 +19,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from i2v.cli.pairs import VALUE_HELP, parse_pairs
 from i2v.domain.errors import I2VError
 from i2v.domain.geometry import RESOLUTIONS
 from i2v.domain.job import Lora
@@ -33,11 +33,17 @@ def _check_resolution(value: str) -> str:
     return value
 
 
-def _check_frames(value: int) -> int:
-    if value not in FRAME_CHOICES:
-        choices = " or ".join(str(n) for n in FRAME_CHOICES)
-        raise typer.BadParameter(f"must be {choices} (5 s or 10 s at {FPS} fps), got {value}")
-    return value
+def _frames_at(fps: int, frames: int | None) -> int:
+    """5 s (the default) or 10 s at `fps`, plus the input frame."""
+    choices = (5 * fps + 1, 10 * fps + 1)
+    if frames is None:
+        return choices[0]
+    if frames not in choices:
+        raise typer.BadParameter(
+            f"must be {choices[0]} or {choices[1]} (5 s or 10 s at {fps} fps), got {frames}",
+            param_hint="--frames",
+        )
+    return frames
 
 
 def _check_engine(value: str) -> str:
@@ -53,10 +59,10 @@ def _check_seed(value: int | None) -> int | None:
 
 
 def _check_options(values: list[str] | None) -> list[str] | None:
-    for value in values or []:
-        key, sep, _ = value.partition("=")
-        if not sep or not key.strip():
-            raise typer.BadParameter(f"must be KEY=VALUE, got {value!r}")
+    try:
+        parse_pairs(values or [])
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
     return values
 
 
@@ -94,15 +100,9 @@ def _with_loras(options: dict[str, Any], loras: tuple[Lora, ...]) -> dict[str, A
 
 
 def _engine_options(pairs: list[str], weights: str | None) -> dict[str, Any]:
-    """--option KEY=VALUE pairs (values read as TOML: 2, 0.1, true, else a string), as a
-    catalog route's options table; --weights wins over --option weights=."""
-    options: dict[str, Any] = {}
-    for pair in pairs:
-        key, _, raw = pair.partition("=")
-        try:
-            options[key.strip()] = tomllib.loads(f"v = {raw}")["v"]
-        except tomllib.TOMLDecodeError:
-            options[key.strip()] = raw
+    """--option KEY=VALUE pairs (see `i2v.cli.pairs`), as a catalog route's options table;
+    --weights wins over --option weights=."""
+    options = parse_pairs(pairs)
     if weights is not None:
         options["weights"] = weights
     return options
@@ -120,8 +120,13 @@ def generate(
         str, typer.Option(help="480p, 720p or 1080p (the short side).", callback=_check_resolution)
     ] = "720p",
     frames: Annotated[
-        int, typer.Option(help="121 (5 s) or 241 (10 s) at 24 fps.", callback=_check_frames)
-    ] = FRAME_CHOICES[0],
+        int | None,
+        typer.Option(
+            help=f"{FRAME_CHOICES[0]} (5 s, the default) or {FRAME_CHOICES[1]} (10 s) at "
+            f"{FPS} fps; a model trained at another rate plays at that rate (Wan's 14B "
+            "models: 16 fps, so 81 or 161).",
+        ),
+    ] = None,
     seed: Annotated[
         int | None, typer.Option(help="Random seed; omitted: a random one.", callback=_check_seed)
     ] = None,
@@ -152,8 +157,8 @@ def generate(
         list[str] | None,
         typer.Option(
             "--option",
-            help="Engine option KEY=VALUE (repeatable), e.g. offload=model; see "
-            "docs/generative-models.md.",
+            help=f"Engine option KEY=VALUE (repeatable), e.g. offload=model; {VALUE_HELP}. "
+            "See docs/generative-models.md.",
             callback=_check_options,
         ),
     ] = None,
@@ -177,6 +182,15 @@ def generate(
             f"only the {' and '.join(LORA_ENGINES)} engines take LoRAs, got --engine {engine}",
             param_hint="--lora",
         )
+    options = _with_loras(_engine_options(option or [], weights), loras)
+    try:
+        # a model trained at one rate plays only at it (Wan 14B: 16 fps); others at 24
+        native = registry.native_rate(engine, options)
+    except I2VError as exc:
+        console.print(f"[red]error:[/red] {exc.message}")
+        raise typer.Exit(1) from None
+    fps = native.fps if native is not None else FPS
+    frames = _frames_at(fps, frames)
     chosen_seed = seed if seed is not None else random.SystemRandom().randint(0, SEED_MAX)
     columns = (
         SpinnerColumn(),
@@ -194,6 +208,7 @@ def generate(
                 prompt,
                 resolution=resolution,
                 frames=frames,
+                fps=fps,
                 seed=chosen_seed,
                 camera_fixed=camera_fixed,
                 negative_prompt=negative_prompt,
@@ -201,7 +216,7 @@ def generate(
                 guidance_scale=guidance,
                 flow_shift=flow_shift,
                 loras=loras,
-                engine_options=_with_loras(_engine_options(option or [], weights), loras),
+                engine_options=options,
             )
             result = generate_video(request, engine, out, on_progress=_progress_to(progress, task))
     except I2VError as exc:

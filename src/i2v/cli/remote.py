@@ -8,13 +8,14 @@ Exit codes: 0 done; 1 the prediction failed or was cancelled (or could not be ca
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
+
+from i2v.cli.pairs import VALUE_HELP, parse_pairs
 
 if TYPE_CHECKING:
     from i2v.cli.client import ApiClient
@@ -48,8 +49,8 @@ def submit(
         list[str] | None,
         typer.Option(
             "--input",
-            help="Another model input, KEY=VALUE (VALUE as JSON when it parses, e.g. "
-            "camera_fixed=true; else text). Repeatable.",
+            help=f"Another model input, KEY=VALUE, e.g. camera_fixed=true; {VALUE_HELP}. "
+            "Repeatable.",
         ),
     ] = None,
     wait: Annotated[
@@ -193,16 +194,10 @@ def _follow(client: ApiClient, prediction_id: str) -> dict[str, Any]:
 
 
 def _parse_inputs(pairs: list[str]) -> dict[str, Any]:
-    inputs: dict[str, Any] = {}
-    for pair in pairs:
-        name, sep, text = pair.partition("=")
-        if not sep or not name:
-            _refuse(f"--input {pair!r}: expected KEY=VALUE")
-        try:
-            inputs[name] = json.loads(text)
-        except ValueError:
-            inputs[name] = text
-    return inputs
+    try:
+        return parse_pairs(pairs)
+    except ValueError as exc:
+        _refuse(f"--input: {exc}")
 
 
 def _guard(call: Callable[[], T]) -> T:

@@ -19,7 +19,9 @@ def serve(
     data_dir: Annotated[
         Path | None, typer.Option(help="Database, media and secrets live here.")
     ] = None,
-    catalog: Annotated[Path | None, typer.Option(help="Catalog TOML; default: built in.")] = None,
+    catalog: Annotated[
+        Path | None, typer.Option(help="Catalog TOML, or `gpu` (built in); default: built in.")
+    ] = None,
     workers: Annotated[int | None, typer.Option(help="In-process workers (0: API only).")] = None,
     public_url: Annotated[str | None, typer.Option(help="Base URL clients use.")] = None,
     allow_fetch: Annotated[

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from i2v.api.auth import hash_key, new_key
 from i2v.api.services import Services
@@ -12,10 +13,11 @@ from i2v.delivery.retry import RetryPolicy
 from i2v.delivery.secrets import WebhookSecrets
 from i2v.delivery.sender import WebhookSender
 from i2v.dialects.payload import WebhookPayload
-from i2v.domain.catalog import Catalog, CatalogError, read_catalog
+from i2v.domain.catalog import Catalog, CatalogError, read_catalog, wrong_rate
 from i2v.domain.errors import I2VError
 from i2v.domain.settings import Settings
 from i2v.engines import registry
+from i2v.engines.base import Engine
 from i2v.intake.fetch import Fetcher
 from i2v.metrics import JobMetrics, Metrics
 from i2v.metrics.queue import QueueDepth
@@ -26,23 +28,30 @@ from i2v.storage.s3 import S3Location, S3Storage
 from i2v.storage.signing import UrlSigner, load_or_create_secret
 from i2v.store import Store
 from i2v.store.stats import Stats
-from i2v.worker.loop import Worker, WorkerConfig
+from i2v.worker.loop import EngineFactory, Worker, WorkerConfig
 from i2v.worker.sweeper import Sweeper
 
 KEY_FILE = "api-key.txt"  # the key `i2v serve` made on first start, so it can show it again
 
 
-def load_catalog(path: Path | None) -> Catalog:
+def load_catalog(path: Path | None, gpus: tuple[int, ...] = ()) -> Catalog:
     """The catalog, with every route's engine and options checked now: a typo fails at
     start-up, not on a user's request. Engines are cheap to build (GPU engines load
-    their weights on the first render), so building one is the check."""
+    their weights on the first render), so building one is the check. `gpus`: check the
+    routes as a worker started with `--gpus` runs them."""
     source = "built-in catalog" if path is None else str(path)
     catalog = read_catalog(path)
     for route in catalog:
         try:
-            registry.create(route.engine, route.options).close()
+            engine_factory(gpus)(route.engine, route.options).close()
+            native = registry.native_rate(route.engine, route.options)
         except I2VError as exc:
             raise CatalogError(f"{source}: route {route.path!r}: {exc.message}") from exc
+        if native is not None and native.fps != route.fps:
+            raise CatalogError(
+                f"{source}: route {route.path!r}: fps: "
+                + wrong_rate(native.model, native.fps, route.fps)
+            )
     return catalog
 
 
@@ -124,10 +133,11 @@ def build_workers(
     count: int,
     engines: frozenset[str] | None = None,
     metrics: Metrics | None = None,
+    gpus: tuple[int, ...] = (),
 ) -> list[Worker]:
     """`count` workers for one process. They share one safety checker: its model is loaded
     once (ONNX Runtime sessions may be run from several threads). With `metrics`, they
-    record their jobs there."""
+    record their jobs there; with `gpus`, every GPU engine renders on those devices."""
     if count <= 0:
         return []
     observer = JobMetrics(metrics, store) if metrics is not None else None
@@ -142,7 +152,21 @@ def build_workers(
         observer=observer,
         sweeper=Sweeper(store, storage, settings.retention, every_s=settings.sweep_seconds),
     )
-    return [Worker(store, storage, registry.create, config) for _ in range(count)]
+    return [Worker(store, storage, engine_factory(gpus), config) for _ in range(count)]
+
+
+def engine_factory(gpus: tuple[int, ...] = ()) -> EngineFactory:
+    """`registry.create`, giving `gpus` (`i2v worker --gpus`) to every GPU engine whose
+    route does not name its own: one job then runs across all of those devices."""
+    if not gpus:
+        return registry.create
+
+    def create(name: str, options: dict[str, Any]) -> Engine:
+        if registry.info(name).gpu and "gpus" not in options:
+            options = {**options, "gpus": list(gpus)}
+        return registry.create(name, options)
+
+    return create
 
 
 def settings_from(overrides: dict[str, object]) -> Settings:

@@ -30,13 +30,32 @@ def worker(
         typer.Option(help="Serve this process's Prometheus metrics on this port (/metrics)."),
     ] = None,
     metrics_host: Annotated[str, typer.Option(help="Interface for --metrics-port.")] = "127.0.0.1",
+    gpus: Annotated[
+        str | None,
+        typer.Option(
+            help="CUDA devices for each job, e.g. 0,1,2,3: one render runs across all of them "
+            "(context parallelism). Default: each route's own device."
+        ),
+    ] = None,
 ) -> None:
     """Run workers against a server's queue (I2V_DATABASE_URL / I2V_MEDIA_DIR to share)."""
     from i2v.cli import logs, wiring
+
+    devices = _parse_gpus(gpus) if gpus is not None else ()
+    if len(devices) > 1 and workers > 1:
+        # each worker thread keeps its own engines: two groups would share the GPUs
+        raise typer.BadParameter(
+            f"--gpus {gpus} gives every job all of these GPUs, so one worker thread uses them; "
+            f"got --workers {workers} (run one `i2v worker` per set of GPUs instead)",
+            param_hint="--gpus",
+        )
     from i2v.metrics import Metrics
 
     settings = wiring.settings_from({"data_dir": data_dir, "lease_seconds": lease_seconds})
     logs.configure(settings.log_format, settings.log_level)
+    if devices:
+        # a route that cannot run on several GPUs (say offload = "model") fails now, by name
+        wiring.load_catalog(settings.catalog, gpus=devices)
     store = wiring.open_store(settings)
     storage = wiring.build_storage(settings)
     engines = frozenset(engine) if engine else None
@@ -53,7 +72,9 @@ def worker(
     threads = [
         threading.Thread(target=w.run, args=(stop,), name=f"worker-{i}")
         for i, w in enumerate(
-            wiring.build_workers(settings, store, storage, workers, engines, metrics=metrics)
+            wiring.build_workers(
+                settings, store, storage, workers, engines, metrics=metrics, gpus=devices
+            )
         )
     ]
     for thread in threads:
@@ -61,6 +82,7 @@ def worker(
     console.print(
         f"i2v worker: {workers} worker(s) on {settings.resolved_database_url}"
         f" for {', '.join(sorted(engines)) if engines else 'every engine'}"
+        + (f", each job on GPUs {', '.join(map(str, devices))}" if devices else "")
     )
     try:
         while any(t.is_alive() for t in threads):
@@ -72,3 +94,16 @@ def worker(
         for thread in threads:
             thread.join()
         store.close()
+
+
+def _parse_gpus(value: str) -> tuple[int, ...]:
+    """`0,1,2,3` -> (0, 1, 2, 3)."""
+    parts = [part.strip() for part in value.split(",")]
+    if not all(part.isdigit() for part in parts):
+        raise typer.BadParameter(
+            f"a list of CUDA device ids like 0,1,2,3, got {value!r}", param_hint="--gpus"
+        )
+    devices = tuple(int(part) for part in parts)
+    if len(set(devices)) != len(devices):
+        raise typer.BadParameter(f"names a device twice: {value!r}", param_hint="--gpus")
+    return devices

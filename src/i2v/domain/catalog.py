@@ -87,6 +87,15 @@ class Catalog:
         return iter(self.routes.values())
 
 
+def wrong_rate(model: str, native: int, fps: int) -> str:
+    """Why `model`, trained at `native` fps, cannot play a route at `fps`, and the fix."""
+    return (
+        f"{model} was trained at {native} fps and plays only at that rate (at {fps} its "
+        f"motion runs {fps / native:.3g}x its speed), got fps = {fps}; set the route's "
+        f"fps = {native} and frames = [{5 * native + 1}, {10 * native + 1}] (5 s and 10 s)"
+    )
+
+
 def parse_catalog(text: str, source: str = "catalog") -> Catalog:
     try:
         data = tomllib.loads(text)
@@ -100,15 +109,27 @@ def parse_catalog(text: str, source: str = "catalog") -> Catalog:
     )
 
 
+# Catalogs shipped in the package, by the name `--catalog` takes for them: the seeds'
+# routes on the CPU motion engine, and one route per open-weight model and preset.
+BUILT_IN = {"default": "catalog.toml", "gpu": "catalog-gpu.toml"}
+
+
 def default_catalog() -> Catalog:
-    text = resources.files("i2v").joinpath("catalog.toml").read_text(encoding="utf-8")
-    return parse_catalog(text, "built-in catalog")
+    return built_in_catalog("default")
+
+
+def built_in_catalog(name: str) -> Catalog:
+    text = resources.files("i2v").joinpath(BUILT_IN[name]).read_text(encoding="utf-8")
+    return parse_catalog(text, "built-in catalog" if name == "default" else f"{name} catalog")
 
 
 def read_catalog(path: Path | None) -> Catalog:
-    """The catalog in `path`, or the built-in one when there is none."""
+    """The catalog in `path`; a built-in one by its name (`gpu`) when no such file
+    exists; the default one when there is no path."""
     if path is None:
         return default_catalog()
+    if str(path) in BUILT_IN and not path.exists():
+        return built_in_catalog(str(path))
     return parse_catalog(path.read_text(encoding="utf-8"), str(path))
 
 

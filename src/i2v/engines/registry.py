@@ -21,6 +21,17 @@ class EngineInfo:
     factory: str  # "module:callable"; the callable takes the route's options dict
     gpu: bool = False
     supports_last_image: bool = False
+    # "module:callable(options) -> NativeRate | None": the one rate the route's model plays
+    # at (a model trained at one rate), None when any or not known yet; "": any rate
+    native_rate: str = ""
+
+
+@dataclass(frozen=True)
+class NativeRate:
+    """The frame rate a model was trained at, the only one its motion looks right at."""
+
+    model: str  # e.g. "Wan2.1 I2V-14B"
+    fps: int
 
 
 ENGINES: dict[str, EngineInfo] = {
@@ -38,6 +49,7 @@ ENGINES: dict[str, EngineInfo] = {
             "i2v.engines.diffusers:create_wan_engine",
             gpu=True,
             supports_last_image=True,
+            native_rate="i2v.engines.diffusers:wan_native_rate",
         ),
         EngineInfo(
             "ltx",
@@ -67,7 +79,21 @@ def info(name: str) -> EngineInfo:
 
 
 def create(name: str, options: dict[str, Any] | None = None) -> Engine:
-    module_name, _, attr = info(name).factory.partition(":")
-    factory = getattr(importlib.import_module(module_name), attr)
+    factory = _load(info(name).factory)
     engine: Engine = factory(dict(options or {}))
     return engine
+
+
+def native_rate(name: str, options: dict[str, Any] | None = None) -> NativeRate | None:
+    """The one frame rate the engine's model plays at, when it has one and its weights
+    are on this machine (Wan's 14B models: 16); None: any rate, or not known yet."""
+    target = info(name).native_rate
+    if not target:
+        return None
+    rate: NativeRate | None = _load(target)(dict(options or {}))
+    return rate
+
+
+def _load(target: str) -> Any:
+    module_name, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module_name), attr)

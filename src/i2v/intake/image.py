@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 import numpy as np
-from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageCms, UnidentifiedImageError
 
 from i2v.domain.errors import ImageError
 from i2v.domain.request import RGBImage
@@ -71,9 +71,26 @@ _SIGNATURES: tuple[tuple[bytes, str], ...] = (
 # the API decodes in `i2v.intake.decoder`'s child processes, one decode per process.
 _DECODE_LOCK = threading.Lock()
 
-# EXIF orientations that turn the picture a quarter turn (width and height swap).
-_QUARTER_TURNS = frozenset({5, 6, 7, 8})
-_ORIENTATION_TAG = 0x0112
+# What each EXIF orientation asks of the stored pixels to show the picture upright (the TIFF
+# tags' table; 1, and any value outside 1-8, shows the picture as stored).
+_TRANSPOSES = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+# Those that turn the picture a quarter turn: width and height swap.
+_QUARTER_TURNS = frozenset(
+    {
+        Image.Transpose.TRANSPOSE,
+        Image.Transpose.ROTATE_270,
+        Image.Transpose.TRANSVERSE,
+        Image.Transpose.ROTATE_90,
+    }
+)
 
 T = TypeVar("T")
 
@@ -261,8 +278,35 @@ def _decode(
         return finish(im, fmt, len(data))
 
 
+@dataclass(frozen=True)
+class _Orientation:
+    """How a picture is shown: the transpose its EXIF orientation asks for (None: as
+    stored) and its size once transposed."""
+
+    transpose: Image.Transpose | None
+    width: int
+    height: int
+
+
+def _orientation(im: Image.Image) -> _Orientation:
+    """The one reading of `im`'s EXIF orientation, for both the facts the API accepts a job
+    on and the pixels the worker renders, so the two can never disagree on the size."""
+    try:
+        tag = im.getexif().get(ExifTags.Base.Orientation, 1)
+    except Exception:
+        # A broken EXIF block is common in phone and editor output; the pixels themselves
+        # are fine, so show them as stored rather than refuse the photo.
+        tag = 1
+    # Only a number names an orientation; a malformed tag ("6" as text) is shown as stored.
+    transpose = _TRANSPOSES.get(tag) if isinstance(tag, int) else None
+    width, height = im.size
+    if transpose in _QUARTER_TURNS:
+        width, height = height, width
+    return _Orientation(transpose, width, height)
+
+
 def _pixels(im: Image.Image, fmt: str, size_bytes: int) -> IntakeImage:
-    pixels = _to_rgb(_orient(im))
+    pixels = _to_rgb(_orient(im, _orientation(im)))
     out_height, out_width = pixels.shape[:2]
     return IntakeImage(
         pixels=pixels, width=out_width, height=out_height, format=fmt, size_bytes=size_bytes
@@ -270,17 +314,8 @@ def _pixels(im: Image.Image, fmt: str, size_bytes: int) -> IntakeImage:
 
 
 def _facts(im: Image.Image, fmt: str, size_bytes: int) -> ImageFacts:
-    width, height = im.size
-    if _orientation(im) in _QUARTER_TURNS:
-        width, height = height, width
-    return ImageFacts(width=width, height=height, format=fmt, size_bytes=size_bytes)
-
-
-def _orientation(im: Image.Image) -> int:
-    try:
-        return int(im.getexif().get(_ORIENTATION_TAG, 1))
-    except Exception:
-        return 1  # unreadable EXIF: `_orient` shows such a photo as stored, and so do we
+    shown = _orientation(im)
+    return ImageFacts(width=shown.width, height=shown.height, format=fmt, size_bytes=size_bytes)
 
 
 def _check_header_only(
@@ -344,14 +379,10 @@ def _check_size(width: int, height: int, rules: ImageRules, field: str) -> None:
         )
 
 
-def _orient(im: Image.Image) -> Image.Image:
-    try:
-        transposed = ImageOps.exif_transpose(im)
-    except Exception:
-        # A broken EXIF block is common in phone and editor output; the pixels themselves are
-        # fine, so show them as stored rather than refuse the photo.
-        return im
-    return im if transposed is None else transposed
+def _orient(im: Image.Image, orientation: _Orientation) -> Image.Image:
+    # transpose() keeps `info` (transparency, ICC profile), which the RGB conversion reads;
+    # the EXIF left in it is dropped with the rest of the metadata.
+    return im if orientation.transpose is None else im.transpose(orientation.transpose)
 
 
 def _to_rgb(im: Image.Image) -> RGBImage:

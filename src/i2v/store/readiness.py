@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import functools
 
-import sqlalchemy as sa
-
+from i2v.domain.errors import DatabaseUnavailable
 from i2v.store import migrate
-from i2v.store.database import Database
+from i2v.store.database import Database, outages_named
 
 
 @functools.cache
@@ -20,11 +19,11 @@ def database_problem(database: Database) -> str | None:
     """Why the database cannot serve this code (unreachable, or its schema is not at this
     code's newest revision), in one line; None when it can."""
     try:
-        with database.reader.connect() as conn:
+        # The store's one notion of an outage, so /readyz and the 503s agree on it.
+        with outages_named(database.reader), database.reader.connect() as conn:
             current = migrate.current_revision(conn)
-    except sa.exc.SQLAlchemyError as exc:
-        reason = str(exc.orig if isinstance(exc, sa.exc.DBAPIError) else exc)
-        return f"database: does not answer ({type(exc).__name__}: {_first_line(reason)})"
+    except DatabaseUnavailable as exc:
+        return f"database: does not answer ({exc.message})"
     head = _head()
     if current != head:
         return (
@@ -32,7 +31,3 @@ def database_problem(database: Database) -> str | None:
             "restart a server or worker of this version to migrate it"
         )
     return None
-
-
-def _first_line(text: str) -> str:
-    return text.strip().splitlines()[0] if text.strip() else "no detail"

@@ -65,14 +65,16 @@ def test_models_lists_routes_engines_and_weights(tmp_path: Path) -> None:
     )
 
     assert result.exit_code == 0, result.output
-    lines = {line.split()[0]: line.split(maxsplit=3)[1:] for line in result.output.splitlines()}
-    assert lines["i2v/motion"][:2] == ["motion", "built"]
-    assert lines["wan-2.2/ti2v-5b/720p"][:2] == ["wan", "present"]
-    assert lines["wan-2.2/i2v-a14b/720p"][:2] == ["wan", "missing"]
-    assert lines["ltx-video/0.9.8-distilled"][:2] == ["ltx", "missing"]
-    assert "huggingface-cli download" in lines["ltx-video/0.9.8-distilled"][2]
-    assert lines["wan-2.2/cached"][:2] == ["wan", "present"]
-    assert lines["wan-2.2/unset"][:2] == ["wan", "missing"]
+    # ROUTE  ENGINE  VIDEO ("24 fps, 121/241 frames")  WEIGHTS  WHERE
+    lines = {line.split()[0]: line.split(maxsplit=7)[1:] for line in result.output.splitlines()}
+    assert lines["i2v/motion"][:5] == ["motion", "24", "fps,", "121/241", "frames"]
+    assert lines["i2v/motion"][5] == "built"
+    assert lines["wan-2.2/ti2v-5b/720p"][::5] == ["wan", "present"]
+    assert lines["wan-2.2/i2v-a14b/720p"][::5] == ["wan", "missing"]
+    assert lines["ltx-video/0.9.8-distilled"][::5] == ["ltx", "missing"]
+    assert "huggingface-cli download" in lines["ltx-video/0.9.8-distilled"][6]
+    assert lines["wan-2.2/cached"][::5] == ["wan", "present"]
+    assert lines["wan-2.2/unset"][::5] == ["wan", "missing"]
 
 
 def test_models_lists_the_built_in_catalog() -> None:

@@ -157,7 +157,8 @@ def test_two_expert_a14b_renders_and_chains_with_a_last_image(weights: dict[str,
     )
     try:
         progress = Recorder()
-        frames = list(engine.render(_request(frames=17, last_image=_image(3)), progress))
+        request = _request(frames=17, fps=16, last_image=_image(3))
+        frames = list(engine.render(request, progress))
         assert len(frames) == 17
         assert frames[0].shape == (48, 64, 3)
         assert progress.steps()[-1] == (4, 4)
@@ -169,12 +170,12 @@ def test_two_expert_a14b_renders_and_chains_with_a_last_image(weights: dict[str,
 def test_flf2v_uses_the_last_image(weights: dict[str, Path]) -> None:
     engine = create_wan_engine({"weights": str(weights["wan-flf2v"]), "max_area": 16 * 16} | TINY)
     try:
-        one = np.stack(list(engine.render(_request(last_image=_image(1)), Recorder())))
-        two = np.stack(list(engine.render(_request(last_image=_image(2)), Recorder())))
+        one = np.stack(list(engine.render(_request(fps=16, last_image=_image(1)), Recorder())))
+        two = np.stack(list(engine.render(_request(fps=16, last_image=_image(2)), Recorder())))
         assert one.shape == (9, 48, 64, 3)
         assert not np.array_equal(one, two)
         with pytest.raises(EngineError, match=r"last_image: Wan2\.1 FLF2V-14B needs a last frame"):
-            list(engine.render(_request(), Recorder()))
+            list(engine.render(_request(fps=16), Recorder()))
     finally:
         engine.close()
 
@@ -228,8 +229,8 @@ def test_ltx_condition_pipeline_takes_a_last_image(weights: dict[str, Path]) -> 
         {"weights": str(weights["ltx"]), "max_area": 32 * 32, "pipeline": "condition"} | TINY
     )
     try:
-        one = np.stack(list(engine.render(_request(last_image=_image(1)), Recorder())))
-        two = np.stack(list(engine.render(_request(last_image=_image(2)), Recorder())))
+        one = np.stack(list(engine.render(_request(fps=16, last_image=_image(1)), Recorder())))
+        two = np.stack(list(engine.render(_request(fps=16, last_image=_image(2)), Recorder())))
         assert one.shape == (9, 48, 64, 3)
         assert not np.array_equal(one, two)
         assert "LTXConditionPipeline" in engine.description

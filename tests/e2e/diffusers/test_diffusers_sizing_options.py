@@ -9,29 +9,40 @@ import numpy as np
 import pytest
 
 from i2v.domain.catalog import CatalogError
+from i2v.domain.errors import EngineError
 from i2v.engines.diffusers import sizing
 from i2v.engines.diffusers.options import parse_options
 
 
 @pytest.mark.parametrize(
-    ("frames", "max_frames", "step", "segments"),
+    ("frames", "max_frames", "step", "overlap", "segments"),
     [
-        (121, 121, 4, (121,)),
-        (241, 121, 4, (121, 121)),
-        (241, 81, 4, (81, 81, 81)),
-        (121, 81, 4, (61, 61)),
-        (241, 257, 8, (241,)),
-        (10, 81, 4, (13,)),
-        (17, 9, 4, (9, 9)),
+        (121, 121, 4, 1, (121,)),
+        (241, 121, 4, 1, (121, 121)),
+        (241, 81, 4, 1, (81, 81, 81)),
+        (161, 81, 4, 1, (81, 81)),  # 10 s of a 16-fps 14B model
+        (121, 81, 4, 1, (61, 61)),
+        (241, 257, 8, 1, (241,)),
+        (10, 81, 4, 1, (13,)),
+        (17, 9, 4, 1, (9, 9)),
+        # LTX Condition: later segments share 9 frames (a video condition) with the last
+        (241, 121, 8, 9, (89, 89, 89)),
+        (481, 257, 8, 9, (249, 249)),
+        (25, 17, 8, 9, (17, 17)),
     ],
 )
 def test_segment_plans_cover_the_frames_with_valid_lengths(
-    frames: int, max_frames: int, step: int, segments: tuple[int, ...]
+    frames: int, max_frames: int, step: int, overlap: int, segments: tuple[int, ...]
 ) -> None:
-    plan = sizing.segment_plan(frames, max_frames, step)
+    plan = sizing.segment_plan(frames, max_frames, step, overlap)
     assert plan == segments
     assert all((n - 1) % step == 0 and n <= max_frames for n in plan)
-    assert plan[0] + sum(n - 1 for n in plan[1:]) >= frames
+    assert plan[0] + sum(n - overlap for n in plan[1:]) >= frames
+
+
+def test_an_overlap_needs_room_for_new_frames() -> None:
+    with pytest.raises(EngineError, match=r"max_frames_per_segment: must be at least 17 \(the 9"):
+        sizing.segment_plan(241, 9, 8, overlap=9)
 
 
 @pytest.mark.parametrize(

@@ -1,16 +1,17 @@
 """Every pair of speed options a catalog may combine either loads and renders, or is
 refused when the catalog loads with a message naming both options.
 
-The parse half is pure. The render half runs each accepted pair on the tiny LTX
-pipeline in this process, where this machine can: a CPU has nothing to offload to, runs
-float16 and the FlashAttention/SageAttention kernels not at all, and compiles with
-inductor for minutes, so those pairs render only where CUDA is (they are reported as
-skipped here with the reason, never as passed).
+The parse half is pure, and checks the pair rules as if every optional package were
+installed (a missing one is refused on its own, see test_fast_options.py). The render
+half runs each accepted pair on the tiny LTX pipeline in this process, where this machine
+can: a CPU has nothing to offload to, runs float16, torchao's float8 matmuls and the
+FlashAttention/SageAttention kernels not at all, and compiles with inductor for minutes,
+so those pairs render only where CUDA is (they are reported as skipped here with the
+reason, never as passed).
 """
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ import numpy as np
 import pytest
 
 from i2v.domain.catalog import CatalogError
+from i2v.engines.diffusers import options as engine_options
 from i2v.engines.diffusers.options import parse_options
 from jobs import generation_request
 
@@ -28,6 +30,8 @@ SPEED_SETTINGS: list[Setting] = [
     *(("offload", mode) for mode in ("auto", "none", "model", "group", "sequential")),
     ("compile", True),
     ("first_block_cache", 0.1),
+    ("taylorseer_cache", 2),
+    *(("fp8", mode) for mode in ("layerwise", "torchao")),
     *(("attention_backend", name) for name in ("native", "flash", "sage")),
     ("vae_tiling", True),
     ("vae_tiling", False),
@@ -45,6 +49,13 @@ REFUSED: set[frozenset[Setting]] = {
     # the FlashAttention and SageAttention kernels take half precision only
     frozenset({("attention_backend", "flash"), ("dtype", "float32")}),
     frozenset({("attention_backend", "sage"), ("dtype", "float32")}),
+    # the layerwise casting hook builds nn.Parameters in forward: dynamo Unsupported (CPU too)
+    frozenset({("compile", True), ("fp8", "layerwise")}),
+    # one step cache at a time: TaylorSeer's per-module step counts drift on skipped blocks
+    frozenset({("first_block_cache", 0.1), ("taylorseer_cache", 2)}),
+    # torchao's float8 tensors keep data in inner tensors that these offloads leave behind
+    frozenset({("fp8", "torchao"), ("offload", "group")}),
+    frozenset({("fp8", "torchao"), ("offload", "sequential")}),
 }
 
 PAIRS = [
@@ -63,7 +74,10 @@ def _options(weights: str, pair: tuple[Setting, Setting]) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("pair", PAIRS, ids=_id)
-def test_each_pair_parses_or_is_refused_naming_both(pair: tuple[Setting, Setting]) -> None:
+def test_each_pair_parses_or_is_refused_naming_both(
+    pair: tuple[Setting, Setting], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(engine_options, "_installed_version", lambda package: "99.0")
     (first, _), (second, _) = pair
     if frozenset(pair) in REFUSED:
         with pytest.raises(CatalogError) as refused:
@@ -79,10 +93,12 @@ def _why_not_here(pair: tuple[Setting, Setting]) -> str | None:
 
     cuda = torch.cuda.is_available()
     for name, value in pair:
-        if name == "attention_backend" and value == "flash" and not _installed("flash_attn"):
-            return "attention_backend=flash: flash-attn is not installed here"
-        if name == "attention_backend" and value == "sage" and not _installed("sageattention"):
-            return "attention_backend=sage: sageattention is not installed here"
+        try:  # a setting whose package is missing here is refused on its own
+            parse_options({"weights": "org/model", name: value}, "ltx")
+        except CatalogError as refused:
+            return refused.message
+        if name == "fp8" and value == "torchao" and not _float8_matmuls(cuda):
+            return "fp8=torchao: float8 matmuls need CUDA compute capability 8.9+"
         if cuda:
             continue
         if name == "compile":
@@ -94,8 +110,10 @@ def _why_not_here(pair: tuple[Setting, Setting]) -> str | None:
     return None
 
 
-def _installed(module: str) -> bool:
-    return importlib.util.find_spec(module) is not None
+def _float8_matmuls(cuda: bool) -> bool:
+    import torch
+
+    return cuda and torch.cuda.get_device_capability() >= (8, 9)
 
 
 @pytest.mark.parametrize("pair", [p for p in PAIRS if frozenset(p) not in REFUSED], ids=_id)
@@ -118,7 +136,7 @@ def test_each_accepted_pair_renders_on_a_tiny_model(
 
     assert len(frames) == 9
     for name, value in pair:
-        if name in ("offload", "compile", "first_block_cache"):
+        if name in ("offload", "compile", "first_block_cache", "taylorseer_cache", "fp8"):
             expected = value if name != "offload" or value != "auto" else ""
             assert f"{name}={expected}" in renderer.description
 

@@ -12,8 +12,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-import torch
-from safetensors.torch import save_file
 
 from i2v.domain.catalog import CatalogError
 from i2v.domain.errors import EngineError
@@ -23,25 +21,7 @@ from i2v.engines.diffusers.ltx import LTXRenderer
 from i2v.engines.diffusers.options import parse_options
 from i2v.engines.diffusers.wan import WanRenderer
 from jobs import generation_request
-
-TARGETS = ("to_q", "to_k", "to_v", "to_out.0")
-
-
-def _lora_file(transformer: Any, path: Path, *, seed: int = 0, rank: int = 2) -> str:
-    """A LoRA in diffusers' format on every attention projection, strong enough to show
-    in a 2-step tiny render."""
-    generator = torch.Generator().manual_seed(seed)
-    tensors = {}
-    for name, module in transformer.named_modules():
-        if isinstance(module, torch.nn.Linear) and name.endswith(TARGETS) and ".attn" in name:
-            out_features, in_features = module.weight.shape
-            a = torch.randn(rank, in_features, generator=generator)
-            b = torch.randn(out_features, rank, generator=generator)
-            tensors[f"transformer.{name}.lora_A.weight"] = a.contiguous()
-            tensors[f"transformer.{name}.lora_B.weight"] = b.contiguous()
-    assert tensors
-    save_file(tensors, str(path))
-    return str(path)
+from tiny import lora_file
 
 
 def _renderer(weights: dict[str, Path], name: str, **options: Any) -> Any:
@@ -59,7 +39,8 @@ def _renderer(weights: dict[str, Path], name: str, **options: Any) -> Any:
 def _render(renderer: Any, *loras: Lora) -> np.ndarray:
     rng = np.random.default_rng(0)
     image = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
-    request = generation_request(image, None, frames=5, loras=tuple(loras))
+    fps = renderer.variant.fps if hasattr(renderer, "variant") else 24  # Wan 14B: 16
+    request = generation_request(image, None, frames=5, fps=fps, loras=tuple(loras))
     return np.stack(list(renderer(request, lambda done, total, stage: None)))
 
 
@@ -67,7 +48,7 @@ def _render(renderer: Any, *loras: Lora) -> np.ndarray:
 def lora_path(weights: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> str:
     base = _renderer(weights, "wan-ti2v")
     folder = tmp_path_factory.mktemp("loras")
-    return _lora_file(base.pipe.transformer, folder / "tiny-style.safetensors")
+    return lora_file(base.pipe.transformer, folder / "tiny-style.safetensors")
 
 
 def test_request_lora_renders_swaps_and_is_loaded_once(
@@ -106,7 +87,7 @@ def test_route_loras_apply_to_every_request(weights: dict[str, Path], lora_path:
 
 def test_a14b_low_expert_goes_into_transformer_2(weights: dict[str, Path], tmp_path: Path) -> None:
     probe = _renderer(weights, "wan-a14b")
-    low = _lora_file(probe.pipe.transformer_2, tmp_path / "low.safetensors", seed=1)
+    low = lora_file(probe.pipe.transformer_2, tmp_path / "low.safetensors", seed=1)
     renderer = _renderer(weights, "wan-a14b", loras=[{"path": low, "expert": "low"}])
     # the low-noise expert runs the later steps: its LoRA changes the render
     assert not np.array_equal(_render(renderer), _render(probe))
@@ -118,7 +99,7 @@ def test_a14b_low_expert_goes_into_transformer_2(weights: dict[str, Path], tmp_p
 @pytest.mark.parametrize("name", ["ltx", "ltx-condition"])
 def test_ltx_takes_the_same_loras(weights: dict[str, Path], tmp_path: Path, name: str) -> None:
     probe = _renderer(weights, name)
-    path = _lora_file(probe.pipe.transformer, tmp_path / "ltx.safetensors", seed=2)
+    path = lora_file(probe.pipe.transformer, tmp_path / "ltx.safetensors", seed=2)
     renderer = _renderer(weights, name, lora_allowlist=[path])
     plain = _render(renderer)
     assert not np.array_equal(_render(renderer, Lora(path, 1.0)), plain)

@@ -66,7 +66,9 @@ def _render(renderer: Any, name: str = "", **spec: Any) -> list[np.ndarray]:
     last = image[::-1].copy() if name == "wan-flf2v" else None
     # 5 frames (2 latent frames) keep the VAE, the bulk of a tiny render, cheap; LTX's
     # 8k+1 rule renders 9 and cuts
-    request = generation_request(image, last, **({"frames": 5} | spec))
+    # Wan's 14B models play only at their training 16 fps
+    fps = renderer.variant.fps if hasattr(renderer, "variant") else 24
+    request = generation_request(image, last, **({"frames": 5, "fps": fps} | spec))
     return list(renderer(request, lambda done, total, stage: None))
 
 

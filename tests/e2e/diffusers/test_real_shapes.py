@@ -1,4 +1,4 @@
-"""The tiny pipelines against the real checkpoints' configs, recorded here as data.
+"""The tiny pipelines against the real checkpoints' configs (data in `real_shapes.py`).
 
 Each real Hub repo (values from reference/real-model-configs.md: the diffusers
 converters that wrote those repos, the models' own configs and docs) names the tiny
@@ -14,183 +14,12 @@ from __future__ import annotations
 import itertools
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-
-@dataclass(frozen=True)
-class Real:
-    """One Hub repo's files, minus sizes."""
-
-    repo: str
-    tiny: str  # the tiny.BUILDERS shape that stands for it
-    class_name: str  # model_index.json `_class_name`
-    components: Mapping[str, str | None]  # name -> class; None: null or absent
-    index: Mapping[str, Any]  # the pipeline's own config keys
-    scheduler: Mapping[str, Any]  # every key that differs from the class's default
-    transformer: Mapping[str, Any]  # keys that are the same at every size
-    vae: Mapping[str, Any]
-    relations: tuple[str, ...] = field(default=())  # named checks, see RELATIONS
-
-
-WAN_COMPONENTS = {
-    "tokenizer": "T5TokenizerFast",
-    "text_encoder": "UMT5EncoderModel",
-    "vae": "AutoencoderKLWan",
-    "scheduler": "UniPCMultistepScheduler",
-    "transformer": "WanTransformer3DModel",
-}
-NO_CLIP = {"image_encoder": None, "image_processor": None}
-CLIP = {
-    "image_encoder": "CLIPVisionModelWithProjection",
-    "image_processor": "CLIPImageProcessor",
-}
-WAN_TRANSFORMER = {
-    "patch_size": [1, 2, 2],
-    "freq_dim": 256,
-    "qk_norm": "rms_norm_across_heads",
-    "cross_attn_norm": True,
-    "eps": 1e-6,
-    "rope_max_seq_len": 1024,
-}
-WAN21_VAE = {
-    "z_dim": 16,
-    "is_residual": False,
-    "in_channels": 3,
-    "out_channels": 3,
-    "patch_size": None,
-    "scale_factor_spatial": 8,
-    "scale_factor_temporal": 4,
-    "temperal_downsample": [False, True, True],
-    "attn_scales": [],
-}
-WAN22_VAE = WAN21_VAE | {
-    "z_dim": 48,
-    "is_residual": True,
-    "in_channels": 12,
-    "out_channels": 12,
-    "patch_size": 2,
-    "scale_factor_spatial": 16,
-}
-
-
-def _unipc(flow_shift: float) -> dict[str, Any]:
-    return {
-        "_class_name": "UniPCMultistepScheduler",
-        "prediction_type": "flow_prediction",
-        "use_flow_sigmas": True,
-        "num_train_timesteps": 1000,
-        "flow_shift": flow_shift,
-    }
-
-
-def _wan21(repo: str, tiny: str, flow_shift: float, *, flf2v: bool) -> Real:
-    return Real(
-        repo=repo,
-        tiny=tiny,
-        class_name="WanImageToVideoPipeline",
-        components=WAN_COMPONENTS | CLIP | {"transformer_2": None},
-        # written before Wan 2.2: both keys absent, so the pipeline's defaults
-        index={"expand_timesteps": False, "boundary_ratio": None},
-        scheduler=_unipc(flow_shift),
-        transformer=WAN_TRANSFORMER,
-        vae=WAN21_VAE,
-        relations=("wan-i2v-channels", "wan-clip") + (("wan-flf2v-tokens",) if flf2v else ()),
-    )
-
-
-LTX_COMPONENTS = {
-    "tokenizer": "T5Tokenizer",
-    "text_encoder": "T5EncoderModel",
-    "transformer": "LTXVideoTransformer3DModel",
-    "vae": "AutoencoderKLLTXVideo",
-    "scheduler": "FlowMatchEulerDiscreteScheduler",
-}
-LTX_SCHEDULER = {"_class_name": "FlowMatchEulerDiscreteScheduler", "shift": 1.0}
-LTX_TRANSFORMER = {
-    "patch_size": 1,
-    "patch_size_t": 1,
-    "activation_fn": "gelu-approximate",
-    "qk_norm": "rms_norm_across_heads",
-    "norm_elementwise_affine": False,
-    "norm_eps": 1e-6,
-    "attention_bias": True,
-    "attention_out_bias": True,
-}
-LTX_VAE = {  # 0.9.5 = 0.9.7
-    "in_channels": 3,
-    "out_channels": 3,
-    "patch_size": 4,
-    "patch_size_t": 1,
-    "down_block_types": ["LTXVideo095DownBlock3D"] * 4,
-    "downsample_type": ["spatial", "temporal", "spatiotemporal", "spatiotemporal"],
-    "spatio_temporal_scaling": [True] * 4,
-    "decoder_spatio_temporal_scaling": [True] * 3,
-    "decoder_inject_noise": [False] * 4,
-    "upsample_residual": [True] * 3,
-    "upsample_factor": [2] * 3,
-    "timestep_conditioning": True,
-    "encoder_causal": True,
-    "decoder_causal": False,
-    "scaling_factor": 1.0,
-    # explicit: the class's formula would give 64 / 16 for these down blocks
-    "spatial_compression_ratio": 32,
-    "temporal_compression_ratio": 8,
-}
-
-REAL = (
-    Real(
-        repo="Wan-AI/Wan2.2-TI2V-5B-Diffusers",
-        tiny="wan-ti2v",
-        class_name="WanPipeline",
-        components=WAN_COMPONENTS | NO_CLIP | {"transformer_2": None},
-        index={"expand_timesteps": True, "boundary_ratio": None},
-        scheduler=_unipc(5.0),
-        transformer=WAN_TRANSFORMER | {"image_dim": None, "added_kv_proj_dim": None},
-        vae=WAN22_VAE,
-        relations=("wan-ti2v-channels",),
-    ),
-    Real(
-        repo="Wan-AI/Wan2.2-I2V-A14B-Diffusers",
-        tiny="wan-a14b",
-        class_name="WanImageToVideoPipeline",
-        components=WAN_COMPONENTS | NO_CLIP | {"transformer_2": "WanTransformer3DModel"},
-        index={"expand_timesteps": False, "boundary_ratio": 0.9},
-        scheduler=_unipc(3.0),  # the converter's; the official shift is 5.0
-        transformer=WAN_TRANSFORMER
-        | {"image_dim": None, "added_kv_proj_dim": None, "pos_embed_seq_len": None},
-        vae=WAN21_VAE,
-        relations=("wan-i2v-channels", "wan-two-experts"),
-    ),
-    _wan21("Wan-AI/Wan2.1-I2V-14B-480P-Diffusers", "wan-i2v", 3.0, flf2v=False),
-    _wan21("Wan-AI/Wan2.1-I2V-14B-720P-Diffusers", "wan-i2v", 3.0, flf2v=False),
-    _wan21("Wan-AI/Wan2.1-FLF2V-14B-720P-diffusers", "wan-flf2v", 16.0, flf2v=True),
-    Real(
-        repo="Lightricks/LTX-Video-0.9.5",
-        tiny="ltx",
-        class_name="LTXPipeline",
-        components=LTX_COMPONENTS,
-        index={},
-        scheduler=LTX_SCHEDULER,
-        transformer=LTX_TRANSFORMER,
-        vae=LTX_VAE,
-        relations=("ltx-channels",),
-    ),
-    Real(
-        repo="Lightricks/LTX-Video-0.9.7-dev",
-        tiny="ltx-condition",
-        class_name="LTXConditionPipeline",
-        components=LTX_COMPONENTS,
-        index={},
-        scheduler=LTX_SCHEDULER,
-        transformer=LTX_TRANSFORMER,
-        vae=LTX_VAE,
-        relations=("ltx-channels",),
-    ),
-)
+from real_shapes import REAL, Real, configs
 
 
 def _read(folder: Path, name: str) -> dict[str, Any]:
@@ -268,6 +97,14 @@ def test_channel_relations_hold(real: Real, weights: dict[str, Path]) -> None:
     assert real.relations
     for name in real.relations:
         RELATIONS[name](configs)
+
+
+def test_recorded_real_sizes_hold_the_same_relations(real: Real) -> None:
+    """The real sizes (which bench/model_memory.py builds) agree with each other as the
+    tiny ones must: a typo in a width fails here."""
+    found = configs(real)
+    for name in real.relations:
+        RELATIONS[name](found)
 
 
 def _wan_text(c: Mapping[str, dict[str, Any]]) -> None:

@@ -3,7 +3,8 @@
 No hub access: the tokenizer is a 🤗 Tokenizers object built from a word list
 (the recipe in reference/open-models.md §2), the text encoders 2-layer UMT5/T5.
 Each builder writes a folder that `from_pretrained(folder)` loads through the
-engine's real loading code, and returns that folder.
+engine's real loading code, and returns that folder; `lora_file` /
+`build_tiny_lora` write a diffusers-format LoRA for a tiny transformer.
 
 "Shaped like the real ones" means the same pipeline class names in
 `model_index.json`, the same components (and the same missing ones), the same
@@ -361,6 +362,39 @@ def build_tiny_ltx_condition(path: Path) -> Path:
     from diffusers import LTXConditionPipeline
 
     return _save(LTXConditionPipeline(**_ltx_components()), path, "T5Tokenizer")
+
+
+LORA_TARGETS = ("to_q", "to_k", "to_v", "to_out.0")
+
+
+def lora_file(transformer: Any, path: Path, *, seed: int = 0, rank: int = 2) -> str:
+    """A LoRA in diffusers' format on every attention projection of `transformer`,
+    strong enough to show in a 2-step tiny render; returns the file's path."""
+    import torch
+    from safetensors.torch import save_file
+
+    generator = torch.Generator().manual_seed(seed)
+    tensors = {}
+    for name, module in transformer.named_modules():
+        if isinstance(module, torch.nn.Linear) and name.endswith(LORA_TARGETS) and ".attn" in name:
+            out_features, in_features = module.weight.shape
+            a = torch.randn(rank, in_features, generator=generator)
+            b = torch.randn(out_features, rank, generator=generator)
+            tensors[f"transformer.{name}.lora_A.weight"] = a.contiguous()
+            tensors[f"transformer.{name}.lora_B.weight"] = b.contiguous()
+    assert tensors
+    save_file(tensors, str(path))
+    return str(path)
+
+
+def build_tiny_lora(folder: Path, path: Path, *, seed: int = 0) -> str:
+    """`lora_file` for the transformer of a tiny pipeline folder (A14B's experts share
+    one shape, so it fits `transformer_2` too)."""
+    import diffusers
+
+    config = json.loads((folder / "transformer" / "config.json").read_text(encoding="utf-8"))
+    model_class = getattr(diffusers, config["_class_name"])
+    return lora_file(model_class.from_pretrained(folder / "transformer"), path, seed=seed)
 
 
 BUILDERS = {

@@ -2,23 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from i2v.domain.errors import ImageError
 from i2v.intake.decoder import DecodePool
 from i2v.intake.image import ImageFacts
 from photos import photo_bytes
-
-
-@pytest.fixture
-def pool() -> Iterator[DecodePool]:
-    decoder = DecodePool(workers=1, budget_s=30.0)
-    try:
-        yield decoder
-    finally:
-        decoder.close()
 
 
 def test_inspect_returns_the_facts(pool: DecodePool) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import sqlalchemy as sa
 
@@ -26,4 +27,18 @@ def test_an_old_schema_is_not_ready(start_api: Callable[..., InProcess]) -> None
     assert r.status_code == 503
     (problem,) = r.json()["problems"]
     assert problem.startswith(f"database: schema at revision 0001, this code needs {head}")
+    assert api.client(key=None).get("/healthz").status_code == 200
+
+
+def test_an_unreachable_database_is_not_ready(
+    start_api: Callable[..., InProcess], tmp_path: Path
+) -> None:
+    api = start_api(workers=0)
+    # A SQLite file in a folder that does not exist: every connection attempt fails.
+    api.store.database.reader = sa.create_engine(f"sqlite:///{tmp_path / 'gone' / 'i2v.db'}")
+    r = api.client(key=None).get("/readyz")
+    assert r.status_code == 503
+    (problem,) = r.json()["problems"]
+    assert problem.startswith("database: does not answer (the database did not answer: ")
+    assert "unable to open database file" in problem
     assert api.client(key=None).get("/healthz").status_code == 200

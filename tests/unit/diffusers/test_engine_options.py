@@ -52,7 +52,7 @@ def test_guidance_scale_2_is_kept_for_a14b_and_for_weights_not_here_yet(tmp_path
 
 
 def test_guidance_scale_2_is_refused_for_ltx_whatever_its_weights() -> None:
-    with pytest.raises(CatalogError, match=r"guidance_scale_2.*ltx engine has none"):
+    with pytest.raises(CatalogError, match=r"guidance_scale_2.*ltx engine has one transformer"):
         parse_options({"weights": "org/ltx", "guidance_scale_2": 3.0}, "ltx")
 
 
@@ -70,7 +70,7 @@ def test_the_model_index_lists_only_components_that_were_saved(tmp_path: Path) -
 
 def test_the_distilled_preset_is_ltx_only_and_needs_the_condition_pipeline() -> None:
     assert parse_options({"weights": "org/ltx", "preset": "distilled"}, "ltx").preset == "distilled"
-    with pytest.raises(CatalogError, match=r"preset: only the ltx engine"):
+    with pytest.raises(CatalogError, match=r"preset: must be one of lightx2v, dmd for the wan"):
         parse_options({"weights": "org/wan", "preset": "distilled"}, "wan")
     with pytest.raises(CatalogError, match=r"preset: must be one of"):
         parse_options({"weights": "org/ltx", "preset": "turbo"}, "ltx")
@@ -84,3 +84,64 @@ def test_cancel_silence_must_be_positive() -> None:
     assert parse_options({"weights": "org/w"}, "wan").cancel_silence_seconds == 300.0
     with pytest.raises(CatalogError, match="cancel_silence_seconds"):
         parse_options({"weights": "org/w", "cancel_silence_seconds": 0}, "wan")
+
+
+def _wan_folder(tmp_path: Path, name: str, *, two_experts: bool, ti2v: bool) -> Path:
+    folder = _folder(
+        tmp_path,
+        name,
+        transformer_2=["diffusers", "WanTransformer3DModel"] if two_experts else [None, None],
+    )
+    if ti2v:
+        index = json.loads((folder / "model_index.json").read_text())
+        (folder / "model_index.json").write_text(json.dumps(index | {"expand_timesteps": True}))
+    return folder
+
+
+def test_the_lightx2v_preset_needs_a14b_weights_and_a_lora_on_each_expert(
+    tmp_path: Path,
+) -> None:
+    a14b = _wan_folder(tmp_path, "a14b", two_experts=True, ti2v=False)
+    high, low = tmp_path / "high.safetensors", tmp_path / "low.safetensors"
+    high.write_bytes(b"x")
+    low.write_bytes(b"x")
+    loras = [{"path": str(high)}, {"path": str(low), "expert": "low"}]
+    options = {"weights": str(a14b), "preset": "lightx2v", "loras": loras}
+    assert parse_options(options, "wan").preset == "lightx2v"
+
+    with pytest.raises(CatalogError, match=r"loras: preset 'lightx2v' needs .* low-noise expert"):
+        parse_options(options | {"loras": loras[:1]}, "wan")
+    with pytest.raises(CatalogError, match=r"needs .* high-noise expert"):
+        parse_options(options | {"loras": []}, "wan")
+    ti2v = _wan_folder(tmp_path, "ti2v", two_experts=False, ti2v=True)
+    with pytest.raises(CatalogError) as refused:
+        parse_options(options | {"weights": str(ti2v), "loras": loras[:1]}, "wan")
+    # the weights are read before the LoRAs: the low LoRA has no expert to go into
+    assert "preset" in refused.value.message or "transformer_2" in refused.value.message
+
+
+def test_the_dmd_preset_is_for_ti2v_weights_only(tmp_path: Path) -> None:
+    ti2v = _wan_folder(tmp_path, "ti2v", two_experts=False, ti2v=True)
+    assert parse_options({"weights": str(ti2v), "preset": "dmd"}, "wan").preset == "dmd"
+    a14b = _wan_folder(tmp_path, "a14b", two_experts=True, ti2v=False)
+    with pytest.raises(CatalogError) as refused:
+        parse_options({"weights": str(a14b), "preset": "dmd"}, "wan")
+    assert "preset: 'dmd' is for FastWan2.2-TI2V-5B" in refused.value.message
+    assert "Wan2.2 I2V-A14B" in refused.value.message
+    # not downloaded yet: the child checks the family when it loads
+    absent = {"weights": "org/not-here", "cache_dir": str(tmp_path), "preset": "dmd"}
+    assert parse_options(absent, "wan").preset == "dmd"
+    with pytest.raises(CatalogError, match=r"preset: must be one of distilled for the ltx"):
+        parse_options({"weights": "org/ltx", "preset": "dmd"}, "ltx")
+
+
+@pytest.mark.parametrize(("engine", "least"), [("wan", 5), ("ltx", 9)])
+def test_a_segment_holds_at_least_one_latent_frame_more_than_the_first(
+    engine: str, least: int
+) -> None:
+    assert parse_options({"weights": "o/w", "max_frames_per_segment": least}, engine)
+    with pytest.raises(CatalogError) as refused:
+        parse_options({"weights": "o/w", "max_frames_per_segment": least - 1}, engine)
+    assert f"max_frames_per_segment: must be 0 (the model's) or at least {least}, got" in (
+        refused.value.message
+    )

@@ -15,6 +15,8 @@ from typing import Any
 
 from i2v.engines.diffusers.options import EngineOptions, parse_options
 from i2v.engines.diffusers.process import ProcessEngine
+from i2v.engines.diffusers.variants import read_variant
+from i2v.engines.registry import NativeRate
 
 
 def create_wan_engine(options: dict[str, Any]) -> ProcessEngine:
@@ -22,9 +24,23 @@ def create_wan_engine(options: dict[str, Any]) -> ProcessEngine:
     return ProcessEngine("wan", parse_options(options, "wan"))
 
 
+def wan_native_rate(options: dict[str, Any]) -> NativeRate | None:
+    """The training fps of the Wan weights a route names, read from their configs (no
+    torch); None while the weights are not on this machine (the child checks then)."""
+    parsed = parse_options(options, "wan")
+    variant = read_variant(parsed.weights, parsed.cache_dir)
+    return NativeRate(variant.name, variant.fps) if variant is not None else None
+
+
 def create_ltx_engine(options: dict[str, Any]) -> ProcessEngine:
     """An LTX-Video image-to-video engine; the pipeline loads on the first render."""
     return ProcessEngine("ltx", parse_options(options, "ltx"))
 
 
-__all__ = ["EngineOptions", "ProcessEngine", "create_ltx_engine", "create_wan_engine"]
+__all__ = [
+    "EngineOptions",
+    "ProcessEngine",
+    "create_ltx_engine",
+    "create_wan_engine",
+    "wan_native_rate",
+]

@@ -36,9 +36,10 @@ COMPONENTS: dict[str, tuple[str, ...]] = {
 class Adapters:
     """The LoRAs loaded into one pipeline, and which of them the current render uses."""
 
-    def __init__(self, pipe: Any, options: EngineOptions) -> None:
+    def __init__(self, pipe: Any, options: EngineOptions, compute_dtype: Any) -> None:
         self.pipe = pipe
         self.options = options
+        self.compute_dtype = compute_dtype  # the pipeline's dtype (the transformer's may be fp8)
         self.loaded: dict[tuple[str, str], str] = {}  # (path, component) -> adapter name
         self.allowed = set(options.lora_allowlist)
 
@@ -102,6 +103,17 @@ class Adapters:
             self.pipe.load_lora_weights(source, **kwargs)
         except (OSError, ValueError, KeyError, RuntimeError) as exc:
             raise EngineError(f"loras: cannot load {path!r} into {component}: {exc}") from exc
+        if self.options.fp8:
+            self._lift(getattr(self.pipe, component), name)
         logger.info("loaded LoRA %s into %s as %s", path, component, name)
         self.loaded[(path, component)] = name
         return name
+
+    def _lift(self, model: Any, name: str) -> None:
+        """PEFT creates LoRA layers in their base layer's dtype, float8 under layerwise fp8,
+        where no hook upcasts them and matmuls do not run: keep them in the compute dtype
+        (they are small; the base weights stay float8)."""
+        for module in model.modules():
+            for layers in (getattr(module, "lora_A", None), getattr(module, "lora_B", None)):
+                if layers is not None and name in layers:
+                    layers[name].to(self.compute_dtype)

@@ -10,11 +10,16 @@ parent, waiting for a cancelled render to stop, can tell a child busy in one lon
 step or a VAE decode from a hung one.
 A CUDA out-of-memory error is reported and ends the process, so the next render
 starts with an empty allocator.
+
+With several GPUs this process is rank 0 of a context-parallel group (`parallel`):
+`serve` then gets the group as `Ranks`, which prepares the loaded pipeline and makes
+every rank stop at the same step when the parent cancels.
 """
 
 from __future__ import annotations
 
 import contextlib
+import enum
 import logging
 import threading
 import time
@@ -64,6 +69,26 @@ class Channel:
         return self.conn.recv()
 
 
+class Stop(enum.IntEnum):
+    """What the parent asked for during a render (ranks of a group agree on it)."""
+
+    NONE = 0
+    CANCEL = 1
+    SHUTDOWN = 2
+
+
+class Ranks(Protocol):
+    """The context-parallel group this process serves as rank 0 (see `parallel`)."""
+
+    def prepare(self, renderer: Renderer) -> str:
+        """Split the loaded transformer(s) across the ranks; the description for Ready."""
+        ...
+
+    def agree(self, stop: Stop) -> Stop:
+        """Every rank calls this at the same points of a render; all get rank 0's `stop`."""
+        ...
+
+
 class Sender(Protocol):
     def send(self, message: messages.FromChild) -> None: ...
 
@@ -90,26 +115,33 @@ def heartbeat(channel: Sender, interval: float) -> Iterator[None]:
         thread.join()
 
 
-class _StopRender(Exception):
+class StopRender(Exception):
     """Raised from the step callback when the parent sent Cancel."""
 
 
-class _ShutdownRequested(Exception):
+class ShutdownRequested(Exception):
     """The parent asked the child to exit while a render was running."""
 
 
 def main(conn: Connection, family: str, options: dict[str, Any]) -> None:
     channel = Channel(conn)
-    _quiet_libraries()
-    _forward_logs(channel)
-    parsed = EngineOptions(**options)
-    interval = min(HEARTBEAT_SECONDS, parsed.cancel_silence_seconds / 4)
+    quiet_libraries()
+    forward_logs(channel)
+    serve(channel, family, EngineOptions(**options))
+
+
+def serve(
+    channel: Channel, family: str, options: EngineOptions, ranks: Ranks | None = None
+) -> None:
+    """Load the pipeline, say Ready, then serve renders until told to stop."""
+    interval = min(HEARTBEAT_SECONDS, options.cancel_silence_seconds / 4)
     try:
-        renderer = _load(family, parsed)
+        renderer = load(family, options)
+        description = renderer.description if ranks is None else ranks.prepare(renderer)
     except BaseException as exc:
-        channel.send(messages.Failed(_describe(exc), out_of_memory=_is_oom(exc), during_load=True))
+        channel.send(messages.Failed(describe(exc), out_of_memory=is_oom(exc), during_load=True))
         return
-    channel.send(messages.Ready(renderer.description, renderer.loaded.offload))
+    channel.send(messages.Ready(description, renderer.loaded.offload))
     while True:
         try:
             message = channel.recv()
@@ -119,7 +151,7 @@ def main(conn: Connection, family: str, options: dict[str, Any]) -> None:
             return
         if isinstance(message, messages.Render):
             try:
-                keep_going = _serve(channel, renderer, message, interval)
+                keep_going = _serve(channel, renderer, message, interval, ranks)
             except (BrokenPipeError, EOFError, OSError):
                 return
             if not keep_going:
@@ -128,7 +160,11 @@ def main(conn: Connection, family: str, options: dict[str, Any]) -> None:
 
 
 def _serve(
-    channel: Channel, renderer: Renderer, render: messages.Render, heartbeat_seconds: float
+    channel: Channel,
+    renderer: Renderer,
+    render: messages.Render,
+    heartbeat_seconds: float,
+    ranks: Ranks | None,
 ) -> bool:
     """Run one render; False when the process should exit afterwards."""
     from i2v.engines.diffusers import loading
@@ -136,7 +172,7 @@ def _serve(
     started = time.perf_counter()
     device = renderer.loaded.device
     loading.reset_peak_memory(device)
-    outcome = _render(channel, renderer, render, heartbeat_seconds)
+    outcome = _render(channel, renderer, render, heartbeat_seconds, ranks)
     if isinstance(outcome, messages.Failed):
         channel.send(outcome)
         return not outcome.out_of_memory
@@ -148,14 +184,18 @@ def _serve(
 
 
 def _render(
-    channel: Channel, renderer: Renderer, render: messages.Render, heartbeat_seconds: float
+    channel: Channel,
+    renderer: Renderer,
+    render: messages.Render,
+    heartbeat_seconds: float,
+    ranks: Ranks | None,
 ) -> int | messages.Failed | None:
     """Stream one render's frames: the frame count, the failure to report, or None
     when the parent asked the process to exit. The heartbeat has stopped on return."""
 
     def step(done: int, total: int, stage: str) -> None:
         channel.send(messages.Progress(done, total, stage))
-        _check_cancel(channel)
+        _check_cancel(channel, ranks)
 
     count = 0
     try:
@@ -163,28 +203,44 @@ def _render(
             for frame in renderer(render.request, step):
                 channel.send(messages.Frame(count, frame))
                 count += 1
-                _check_cancel(channel)
-    except _StopRender:
+                _check_cancel(channel, ranks)
+    except StopRender:
         return messages.Failed("cancelled", cancelled=True)
-    except _ShutdownRequested:
+    except ShutdownRequested:
         return None
     except Exception as exc:
-        return messages.Failed(_describe(exc), out_of_memory=_is_oom(exc))
+        return messages.Failed(describe(exc), out_of_memory=is_oom(exc))
     finally:
         renderer.pipe.maybe_free_model_hooks()
     return count
 
 
-def _check_cancel(channel: Channel) -> None:
+def _check_cancel(channel: Channel, ranks: Ranks | None) -> None:
+    stop = _requested_stop(channel)
+    if ranks is not None:
+        stop = ranks.agree(stop)
+    raise_stop(stop)
+
+
+def _requested_stop(channel: Channel) -> Stop:
     while channel.poll():
         message = channel.recv()
         if isinstance(message, messages.Cancel):
-            raise _StopRender
+            return Stop.CANCEL
         if isinstance(message, messages.Shutdown):
-            raise _ShutdownRequested
+            return Stop.SHUTDOWN
+    return Stop.NONE
 
 
-def _load(family: str, options: EngineOptions) -> Renderer:
+def raise_stop(stop: Stop) -> None:
+    """Unwind the render as `stop` says (nothing for Stop.NONE)."""
+    if stop is Stop.CANCEL:
+        raise StopRender
+    if stop is Stop.SHUTDOWN:
+        raise ShutdownRequested
+
+
+def load(family: str, options: EngineOptions) -> Renderer:
     if family == "wan":
         from i2v.engines.diffusers.wan import WanRenderer
 
@@ -196,13 +252,13 @@ def _load(family: str, options: EngineOptions) -> Renderer:
     raise ValueError(f"engine family must be wan or ltx, got {family!r}")
 
 
-def _is_oom(exc: BaseException) -> bool:
+def is_oom(exc: BaseException) -> bool:
     from i2v.engines.diffusers import loading
 
     return loading.is_out_of_memory(exc)
 
 
-def _describe(exc: BaseException) -> str:
+def describe(exc: BaseException) -> str:
     from i2v.domain.errors import I2VError
 
     if isinstance(exc, I2VError):
@@ -213,7 +269,7 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}{location}"
 
 
-def _quiet_libraries() -> None:
+def quiet_libraries() -> None:
     """Progress bars from loading would interleave with the worker's own logs."""
     from diffusers.utils import logging as diffusers_logging
     from transformers.utils import logging as transformers_logging
@@ -237,7 +293,7 @@ class _PipeLogHandler(logging.Handler):
             self.handleError(record)
 
 
-def _forward_logs(channel: Channel) -> None:
+def forward_logs(channel: Channel) -> None:
     """diffusers' warnings (frame counts rounded, sizes floored) and our own
     segment notes go to the worker's log instead of the child's stderr."""
     from diffusers.utils import logging as diffusers_logging

@@ -18,6 +18,12 @@ from i2v.domain.errors import EngineError
 from i2v.engines.diffusers import offload as offload_modes
 from i2v.engines.diffusers.options import EngineOptions
 
+# The modules TaylorSeer predicts between full steps: each block's self- and
+# cross-attention (Wan `blocks.N.attn1/2`, LTX `transformer_blocks.N.attn1/2`). diffusers'
+# default patterns match only modules named `...attn` (Flux), so on these models the cache
+# would hook nothing and silently run every step in full.
+TAYLORSEER_MODULES = (r"(transformer_)?blocks\.\d+\.attn[12]",)
+
 
 @dataclass
 class Loaded:
@@ -39,6 +45,7 @@ def load_pipeline(
     source = resolve_weights(options.weights)
     device = resolve_device(options.device)
     dtype = resolve_dtype(options.dtype, device)
+    check_fp8(options.fp8, device)
     # per-component dtypes: the weights load straight into float32, not rounded via bf16
     dtypes = {"default": dtype} | dict.fromkeys(float32_components, torch.float32)
 
@@ -61,15 +68,18 @@ def load_pipeline(
         raise EngineError(f"weights: cannot load {options.weights!r}: {exc}{hint}") from exc
     pipe.set_progress_bar_config(disable=True)
     check_components(pipe, options)
+    transformers = [
+        m for m in (pipe.transformer, getattr(pipe, "transformer_2", None)) if m is not None
+    ]
 
-    # 3. Place it: whole on the device, or offloaded by model, group or layer
+    # 3. Place it: whole on the device, or offloaded by model, group or layer; float8
+    # weights first, so that offload sizes, keeps and moves the float8 copies
+    if options.fp8:
+        store_fp8(transformers, options.fp8, dtype)
     offload = pipeline_offload(options.offload, pipe, device)
     place(pipe, device, offload)
 
     # 4. Speed options, each off unless the catalog asks (tiling: on for CUDA)
-    transformers = [
-        m for m in (pipe.transformer, getattr(pipe, "transformer_2", None)) if m is not None
-    ]
     tiling = options.vae_tiling if options.vae_tiling is not None else device.type == "cuda"
     if tiling:
         pipe.vae.enable_tiling()
@@ -85,17 +95,89 @@ def load_pipeline(
         config = FirstBlockCacheConfig(threshold=options.first_block_cache)
         for model in transformers:
             apply_first_block_cache(model, config)
+    if options.taylorseer_cache > 0:
+        from diffusers.hooks.taylorseer_cache import (
+            TaylorSeerCacheConfig,
+            apply_taylorseer_cache,
+        )
+
+        # the Taylor factors in the pipeline's dtype: float32 on a CPU, bf16 on CUDA
+        taylor = TaylorSeerCacheConfig(
+            cache_interval=options.taylorseer_cache,
+            taylor_factors_dtype=dtype,
+            cache_identifiers=list(TAYLORSEER_MODULES),
+        )
+        for model in transformers:
+            apply_taylorseer_cache(model, taylor)
     if options.compile:
         for model in transformers:
             model.compile_repeated_blocks(fullgraph=True)
 
     description = (
-        f"{type(pipe).__name__} from {source} on {device} ({describe_dtypes(pipe, dtype)}), "
+        f"{pipeline_name(pipe)} from {source} on {device} ({describe_dtypes(pipe, dtype)}), "
         f"offload={offload}, vae_tiling={tiling}, compile={options.compile}, "
         f"first_block_cache={options.first_block_cache}, "
+        f"taylorseer_cache={options.taylorseer_cache}, fp8={options.fp8 or 'off'}, "
         f"attention_backend={options.attention_backend or 'default'}"
     )
     return Loaded(pipe, device, dtype, offload, description)
+
+
+def check_fp8(mode: str, device: torch.device) -> None:
+    """torchao's float8 matmuls need CUDA compute capability 8.9+: checked before the
+    weights load, not after."""
+    if mode != "torchao":
+        return
+    capability = torch.cuda.get_device_capability(device) if device.type == "cuda" else None
+    if capability is None or capability < (8, 9):
+        has = f"compute capability {capability[0]}.{capability[1]}" if capability else "no CUDA"
+        raise EngineError(
+            "fp8: 'torchao' needs a CUDA GPU with float8 matmuls (compute capability 8.9+: "
+            f'Ada, Hopper, Blackwell), but {device} has {has}; use fp8 = "layerwise" there'
+        )
+
+
+def store_fp8(transformers: list[Any], mode: str, dtype: torch.dtype) -> None:
+    """Float8 weights for the transformers (the other components stay in `dtype`).
+
+    layerwise: each layer's weights stored in float8_e4m3fn and upcast to `dtype` for its
+    forward (half the memory of bf16, on any device; no faster). diffusers' default skip
+    patterns keep the norms, patch/position embeddings and proj_in/proj_out in `dtype`.
+    torchao: weights and activations in float8 with per-row scales and float8 matmuls
+    (CUDA compute capability 8.9+, see `check_fp8`). Both run on the weights while they are
+    still on the CPU."""
+    if mode == "layerwise":
+        for model in transformers:
+            model.enable_layerwise_casting(storage_dtype=torch.float8_e4m3fn, compute_dtype=dtype)
+        return
+    # torchao is the optional `fp8` extra (the catalog load checked it is installed)
+    from torchao.quantization import (  # type: ignore[import-not-found, unused-ignore]
+        Float8DynamicActivationFloat8WeightConfig,
+        PerRow,
+        quantize_,
+    )
+
+    for model in transformers:
+        quantize_(model, Float8DynamicActivationFloat8WeightConfig(granularity=PerRow()))
+
+
+def pipeline_name(pipe: Any) -> str:
+    """The diffusers pipeline class a pipeline is (ours only add to one, e.g. the Wan
+    renderer's anchored pipeline)."""
+    for cls in type(pipe).__mro__:
+        if cls.__module__.startswith("diffusers."):
+            return cls.__name__
+    return type(pipe).__name__
+
+
+def reset_step_caches(pipe: Any) -> None:
+    """Forget the step caches' state (FirstBlockCache's last residual, TaylorSeer's step
+    count and Taylor factors). A pipeline resets them only at the end of a call it
+    finishes; a render stopped by an exception (a cancel, an OOM) would hand its state to
+    the next render, which would then skip or predict its first steps from another video."""
+    for model in (pipe.transformer, getattr(pipe, "transformer_2", None)):
+        if model is not None and hasattr(model, "_reset_stateful_cache"):
+            model._reset_stateful_cache()
 
 
 def describe_dtypes(pipe: Any, dtype: torch.dtype) -> str:
@@ -158,7 +240,7 @@ def check_components(pipe: Any, options: EngineOptions) -> None:
     instead of every render."""
     if options.guidance_scale_2 >= 0 and getattr(pipe, "transformer_2", None) is None:
         raise EngineError(
-            f"guidance_scale_2: the model {options.weights!r} ({type(pipe).__name__}) has no "
+            f"guidance_scale_2: the model {options.weights!r} ({pipeline_name(pipe)}) has no "
             "transformer_2 (only Wan2.2 I2V-A14B has one); remove guidance_scale_2"
         )
 
@@ -185,16 +267,14 @@ def place(pipe: Any, device: torch.device, offload: str) -> None:
 
 
 def _group_offload(pipe: Any, device: torch.device) -> None:
-    """Block-level groups with a CUDA stream, overlapping transfers with compute; the
-    VAE leaf by leaf. Block-level hooks bring a model's top-level layers on when its
-    forward() runs, but pipelines enter the VAE through encode()/decode(): LTX's VAE
-    then decoded on CUDA with its conv_in still on the CPU (seen on an H200)."""
+    """Block-level groups with a CUDA stream, overlapping transfers with compute, for the
+    transformers; the VAE and the encoders leaf by leaf (see `offload.LEAF_GROUPS`)."""
     from diffusers.hooks.group_offloading import apply_group_offloading
 
     for name, component in pipe.components.items():
         if not isinstance(component, torch.nn.Module):
             continue
-        if name == "vae":
+        if name in offload_modes.LEAF_GROUPS:
             apply_group_offloading(
                 component, onload_device=device, offload_type="leaf_level", use_stream=True
             )

@@ -7,17 +7,20 @@ text_encoder (T5EncoderModel), transformer (LTXVideoTransformer3DModel), vae
 
 Sides must be divisible by 32 and frame counts are 8k + 1 (121 and 241 both
 are). 0.9.1+ VAEs decode at `decode_timestep` 0.05 with noise 0.025. Distilled
-checkpoints (0.9.7/0.9.8-distilled) take `preset = "distilled"`: their own eight
-timesteps, guidance 1.0, guidance_rescale 0.7 and image_cond_noise_scale 0.0, through
-the condition pipeline (diffusers' ltx_video docs). The `condition` pipeline takes a
-last frame as a second condition at the final frame index; the plain i2v pipeline
-does not.
+checkpoints (0.9.7/0.9.8-distilled) take `preset = "distilled"` (see `presets`): their
+own eight timesteps, guidance 1.0, guidance_rescale 0.7 and image_cond_noise_scale 0.0,
+through the condition pipeline (diffusers' ltx_video docs). LTX takes the frame rate as
+conditioning (`frame_rate`), so it renders the route's fps (24 or 30) natively.
+
+The `condition` pipeline takes a last frame as a second condition at the final frame
+index, and a long video's later segments start from the previous segment's last nine
+frames as a video condition (one latent frame of motion plus the first), not one still:
+motion carries across the seam. The plain i2v pipeline takes one image and one frame.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -30,6 +33,7 @@ from i2v.domain.request import GenerationRequest
 from i2v.engines.diffusers import loading, segments, sizing
 from i2v.engines.diffusers.adapters import Adapters
 from i2v.engines.diffusers.options import EngineOptions
+from i2v.engines.diffusers.presets import LTX_DISTILLED, Preset, preset_for
 from i2v.engines.diffusers.segments import StepHook
 from i2v.engines.diffusers.weights import read_model_index
 
@@ -41,27 +45,6 @@ SIDE_MULTIPLE = 32  # LTX's check_inputs refuses anything else
 NEGATIVE_PROMPT = "worst quality, inconsistent motion, blurry, jittery, distorted"
 
 
-@dataclass(frozen=True)
-class Preset:
-    """Sampling a checkpoint was distilled for; `timesteps` fixes the step count."""
-
-    timesteps: tuple[float, ...] | None
-    guidance_scale: float
-    guidance_rescale: float
-    image_cond_noise_scale: float | None  # None: the pipeline's default (Condition only)
-
-
-DEFAULT = Preset(None, GUIDANCE_SCALE, 0.0, None)
-# LTX-Video 0.9.7 / 0.9.8 distilled, from diffusers' ltx_video docs (first pass)
-DISTILLED = Preset(
-    timesteps=(1000, 993, 987, 981, 975, 909, 725, 0.03),
-    guidance_scale=1.0,
-    guidance_rescale=0.7,
-    image_cond_noise_scale=0.0,
-)
-PRESETS = {"": DEFAULT, "distilled": DISTILLED}
-
-
 class LTXRenderer:
     """Loads the pipeline once; each call renders one request into native-size frames."""
 
@@ -71,9 +54,12 @@ class LTXRenderer:
         self.loaded = loading.load_pipeline(pipeline_class, options)
         self.pipe = self.loaded.pipe
         self.condition = isinstance(self.pipe, LTXConditionPipeline)
-        self.preset = PRESETS[options.preset]
+        self.preset: Preset | None = preset_for("ltx", options.preset)
         self.frame_step = self.pipe.vae_temporal_compression_ratio
-        self.adapters = Adapters(self.pipe, options)
+        # frames a later segment shares with the one before: a video condition needs
+        # k * step + 1 of them; one latent frame of motion (step + 1) is the least
+        self.overlap = self.frame_step + 1 if self.condition else 1
+        self.adapters = Adapters(self.pipe, options, self.loaded.dtype)
         self.description = f"LTX-Video: {self.loaded.description}"
 
     def check_inputs(self, request: GenerationRequest) -> None:
@@ -92,6 +78,8 @@ class LTXRenderer:
         self.check_inputs(request)
         # the route's and the request's LoRAs, loaded once per child and swapped per render
         self.adapters.apply(request.spec.loras)
+        # a render stopped by a cancel leaves its step-cache state behind: start clean
+        loading.reset_step_caches(self.pipe)
 
         # 2. Define call parameters
         tier = sizing.resolution_tier(request.width, request.height, options.resolution)
@@ -103,41 +91,22 @@ class LTXRenderer:
             multiple=SIDE_MULTIPLE,
             step=self.frame_step,
             max_frames=options.max_frames_per_segment or MAX_FRAMES,
+            overlap=self.overlap,
         )
         preset = self.preset
-        default_steps = len(preset.timesteps) if preset.timesteps else STEPS
         knobs = segments.sampling(
             request.spec,
             options,
-            steps=default_steps,
-            guidance_scale=preset.guidance_scale,
+            steps=preset.steps if preset else STEPS,
+            guidance_scale=preset.guidance_scale if preset else GUIDANCE_SCALE,
             negative_prompt=NEGATIVE_PROMPT,
         )
-        extra: dict[str, Any] = (
-            {"max_sequence_length": options.max_sequence_length}
-            if options.max_sequence_length
-            else {}
-        )
-        if preset.timesteps and knobs.steps == len(preset.timesteps):
-            # a request (or route) asking another step count gets the scheduler's own spacing
-            extra["timesteps"] = list(preset.timesteps)
-        if preset.guidance_rescale:
-            extra["guidance_rescale"] = preset.guidance_rescale
-        if preset.image_cond_noise_scale is not None and self.condition:
-            extra["image_cond_noise_scale"] = preset.image_cond_noise_scale
+        extra = knobs.text_arguments() | self._preset_arguments(knobs)
 
-        # 3. Prepare the conditioning images at the native size (cover + centre crop)
-        first = sizing.fit(request.image, plan.width, plan.height)
-        last = (
-            sizing.fit(request.last_image, plan.width, plan.height)
-            if request.last_image is not None
-            else None
-        )
-
-        # 4. Denoise and decode each segment; the next one starts from this one's last frame
+        # 3. Denoise and decode each segment; the next one starts from this one's last frames
         def denoise(segment: segments.Segment) -> Any:
             output = self.pipe(
-                **self._images(segment.first, segment.last, segment.frames),
+                **self._images(segment),
                 prompt=request.prompt,
                 negative_prompt=knobs.negative_prompt,
                 height=plan.height,
@@ -155,26 +124,42 @@ class LTXRenderer:
             )
             return output.frames[0]
 
-        # 5. Frames, streamed as each segment is decoded
+        # 4. Frames, streamed as each segment is decoded
         yield from segments.run_segments(
-            plan,
-            first=first,
-            last=last,
-            seed=request.seed,
-            steps=knobs.steps,
-            step=step,
-            denoise=denoise,
+            plan, request, steps=knobs.steps, step=step, denoise=denoise
         )
 
-    def _images(
-        self, first: np.ndarray, last: np.ndarray | None, num_frames: int
-    ) -> dict[str, Any]:
+    def _preset_arguments(self, knobs: segments.Sampling) -> dict[str, Any]:
+        preset = self.preset
+        if preset is None:
+            return {}
+        extra: dict[str, Any] = {}
+        if preset.timesteps and knobs.steps == len(preset.timesteps):
+            # a request (or route) asking another step count gets the scheduler's own spacing
+            extra["timesteps"] = list(preset.timesteps)
+        if preset.guidance_rescale:
+            extra["guidance_rescale"] = preset.guidance_rescale
+        if preset.image_cond_noise_scale is not None and self.condition:
+            extra["image_cond_noise_scale"] = preset.image_cond_noise_scale
+        return extra
+
+    def _images(self, segment: segments.Segment) -> dict[str, Any]:
+        """The pipeline's conditioning: one image (i2v), or conditions (Condition): the
+        segment's lead, as a video when it is several frames, and the last frame."""
         if not self.condition:
-            return {"image": Image.fromarray(first)}
-        conditions = [LTXVideoCondition(image=Image.fromarray(first), frame_index=0)]
-        if last is not None:
+            return {"image": Image.fromarray(segment.first)}
+        lead = [Image.fromarray(frame) for frame in segment.lead]
+        first = (
+            LTXVideoCondition(video=lead, frame_index=0)
+            if len(lead) > 1
+            else LTXVideoCondition(image=lead[0], frame_index=0)
+        )
+        conditions = [first]
+        if segment.last is not None:
             conditions.append(
-                LTXVideoCondition(image=Image.fromarray(last), frame_index=num_frames - 1)
+                LTXVideoCondition(
+                    image=Image.fromarray(segment.last), frame_index=segment.frames - 1
+                )
             )
         return {"conditions": conditions}
 
@@ -183,7 +168,7 @@ def choose_pipeline(options: EngineOptions) -> Any:
     """`auto`: the condition pipeline when the weights were saved as one or the preset
     is `distilled` (its checkpoints are loaded as one), else i2v."""
     if options.pipeline == "condition" or (
-        options.pipeline == "auto" and options.preset == "distilled"
+        options.pipeline == "auto" and options.preset == LTX_DISTILLED.name
     ):
         return LTXConditionPipeline
     if options.pipeline == "i2v":

@@ -6,6 +6,11 @@ Child -> parent: `Ready` (pipeline loaded), then per render any number of
 in order), and exactly one of `Done` or `Failed`. Between renders the child sends
 nothing.
 
+Several GPUs (`parallel`): the child is rank 0 of a group. Before `Ready` it sends
+`Rendezvous`, which the parent passes on to the other ranks; they get `Render` and
+`Shutdown` too but answer nothing, except one `Failed` as their last word when they
+fail. `Cancel` goes to rank 0 alone, which tells the others.
+
 Frames travel one per message over the pipe: a 1280x704 frame is 2.7 MB, so a
 121-frame video is ~330 MB spread over 121 sends that the parent consumes (and
 hands to the encoder) as they come; the pipe's back-pressure bounds memory on
@@ -40,6 +45,15 @@ class Cancel:
 @dataclass(frozen=True)
 class Shutdown:
     """Leave the main loop and exit."""
+
+
+@dataclass(frozen=True)
+class Rendezvous:
+    """Rank 0 of a context-parallel group listens on 127.0.0.1:`port` for the other
+    `ranks - 1` ranks; the parent passes this on to them."""
+
+    port: int
+    ranks: int
 
 
 @dataclass(frozen=True)
@@ -99,5 +113,5 @@ class Failed:
     during_load: bool = False
 
 
-ToChild = Render | Cancel | Shutdown
-FromChild = Ready | Progress | Log | Busy | Frame | Done | Failed
+ToChild = Render | Cancel | Shutdown | Rendezvous
+FromChild = Rendezvous | Ready | Progress | Log | Busy | Frame | Done | Failed

@@ -16,6 +16,13 @@ from collections.abc import Sequence
 
 GIB = 1024**3
 
+#: Components group offload moves leaf by leaf rather than block by block. Pipelines
+#: enter a VAE through encode()/decode(), not forward(), so block-level hooks left LTX's
+#: VAE conv_in on the CPU (seen on an H200); and the UMT5/T5/CLIP encoders keep their
+#: blocks one level down (`encoder.block`), where block-level grouping does not look, so
+#: the whole 10.6 GiB UMT5 would be one group (as much as model offload).
+LEAF_GROUPS = ("vae", "text_encoder", "image_encoder")
+
 #: From least to most memory-saving; an OOM moves a route one step to the right.
 OFFLOAD_STEPS = ("none", "model", "group", "sequential")
 

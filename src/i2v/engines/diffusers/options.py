@@ -8,18 +8,47 @@ options pickle into the spawned child unchanged.
 
 from __future__ import annotations
 
+import importlib.metadata
+import importlib.util
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from i2v.domain.catalog import CatalogError
+from i2v.engines.diffusers.presets import LTX_DISTILLED, PRESETS
+from i2v.engines.diffusers.variants import read_variant
 from i2v.engines.diffusers.weights import read_model_index
 
 OFFLOAD_CHOICES = ("auto", "none", "model", "group", "sequential")
 DTYPE_CHOICES = ("auto", "bfloat16", "float16", "float32")
 RESOLUTION_CHOICES = ("auto", "480p", "720p")
 LTX_PIPELINES = ("auto", "i2v", "condition")
-LTX_PRESETS = ("", "distilled")
+# "": off; layerwise: weights stored in float8, each layer upcast for its forward (any
+# device); torchao: float8 weights and activations with float8 matmuls (CUDA SM 8.9+)
+FP8_CHOICES = ("", "layerwise", "torchao")
+# The package each attention backend needs, by name prefix, and the oldest version diffusers
+# 0.42 accepts ("" for any). Checked by name only, without importing torch in the parent.
+# The registry's sageattention is 1.x (Triton only), which diffusers refuses: SageAttention
+# 2 and flash-attn are built from source.
+ATTENTION_PACKAGES = (
+    ("sage_hub", "kernels", "0.12"),
+    ("sage_blackwell_hub", "kernels", "0.12"),
+    ("flash_4_hub", "kernels", "0.12.3"),
+    ("flash_hub", "kernels", "0.12"),
+    ("flash_varlen_hub", "kernels", "0.12"),
+    ("_flash_3_hub", "kernels", "0.12"),
+    ("_flash_3_varlen_hub", "kernels", "0.12"),
+    ("aiter_fa2_hub", "kernels", "0.12"),
+    ("_flash_3", "flash_attn_interface", ""),
+    ("_flash_varlen_3", "flash_attn_interface", ""),
+    ("flash", "flash_attn", "2.6.3"),
+    ("sage", "sageattention", "2.1.1"),
+    ("_sage", "sageattention", "2.1.1"),
+    ("xformers", "xformers", "0.0.29"),
+)
+# Distributions whose import name differs
+DISTRIBUTIONS = {"flash_attn": "flash-attn"}
 # Which transformer a LoRA goes into: "high" the first (Wan2.2 A14B's high-noise expert,
 # and every other model's only one), "low" A14B's transformer_2, "both" each of them.
 LORA_EXPERTS = ("high", "low", "both")
@@ -51,6 +80,8 @@ class EngineOptions:
     first_block_cache: float = (
         0.0  # 0: off; e.g. 0.05..0.2 skips steps whose first block barely changes
     )
+    taylorseer_cache: int = 0  # 0: off; N: a full forward every N steps, predicted between
+    fp8: str = ""  # "": off; "layerwise" | "torchao" (see FP8_CHOICES)
     attention_backend: str = ""  # "": diffusers' default (PyTorch SDPA); e.g. "flash", "sage"
     resolution: str = "auto"  # native render tier; auto: 480p for requests <= 480 lines
     max_area: int = 0  # native render area in pixels; 0: the tier's area
@@ -58,7 +89,7 @@ class EngineOptions:
     pipeline: str = (
         "auto"  # LTX only: i2v (LTXImageToVideoPipeline) | condition (LTXConditionPipeline)
     )
-    preset: str = ""  # LTX only: "distilled" (0.9.7/0.9.8 distilled timesteps and guidance)
+    preset: str = ""  # sampling for distilled weights: ltx "distilled", wan "lightx2v" | "dmd"
     decode_timestep: float = 0.05  # LTX 0.9.1+ VAEs decode with a little noise
     decode_noise_scale: float = 0.025
     cancel_silence_seconds: float = CANCEL_SILENCE_SECONDS
@@ -66,6 +97,12 @@ class EngineOptions:
     loras: tuple[tuple[str, float, str], ...] = ()
     # LoRA paths or cached repo ids a request may name in its `loras` input
     lora_allowlist: tuple[str, ...] = ()
+    # CUDA devices for one render: (): the device option decides; one id: that GPU; several:
+    # one rank per GPU with context parallelism (see `parallel`). `i2v worker --gpus` sets it.
+    gpus: tuple[int, ...] = ()
+    # for tests: with device = cpu and several gpus, run that many CPU ranks (gloo) instead
+    # of falling back to one process
+    parallel_on_cpu: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -87,17 +124,26 @@ def parse_options(options: dict[str, Any], engine: str) -> EngineOptions:
             f"Hugging Face repo id in your cache), got {weights!r}"
         )
     values: dict[str, Any] = {"weights": weights.strip()}
-    for name in set(options) - {"weights", "loras", "lora_allowlist"}:
+    for name in set(options) - {"weights", "loras", "lora_allowlist", "gpus"}:
         values[name] = _coerce(where, name, options[name])
     if "loras" in options:
         values["loras"] = _parse_loras(where, options["loras"])
     if "lora_allowlist" in options:
         values["lora_allowlist"] = _parse_allowlist(where, options["lora_allowlist"])
+    if "gpus" in options:
+        values["gpus"] = _parse_gpus(where, options["gpus"])
     parsed = EngineOptions(**values)
     _check_choice(where, "offload", parsed.offload, OFFLOAD_CHOICES)
     _check_choice(where, "dtype", parsed.dtype, DTYPE_CHOICES)
     _check_choice(where, "resolution", parsed.resolution, RESOLUTION_CHOICES)
     _check_choice(where, "pipeline", parsed.pipeline, LTX_PIPELINES)
+    # one segment must hold the first frame and one latent frame more (Wan 4 + 1, LTX 8 + 1)
+    least = {"wan": 5, "ltx": 9}[engine]
+    if 0 < parsed.max_frames_per_segment < least:
+        raise CatalogError(
+            f"{where}.max_frames_per_segment: must be 0 (the model's) or at least {least}, "
+            f"got {parsed.max_frames_per_segment}"
+        )
     for name in ("steps", "max_sequence_length", "max_area", "max_frames_per_segment"):
         if getattr(parsed, name) < 0:
             raise CatalogError(f"{where}.{name}: must be 0 or more, got {getattr(parsed, name)}")
@@ -105,6 +151,13 @@ def parse_options(options: dict[str, Any], engine: str) -> EngineOptions:
         raise CatalogError(
             f"{where}.first_block_cache: must be 0 (off) or more, got {parsed.first_block_cache}"
         )
+    if parsed.taylorseer_cache < 0:
+        raise CatalogError(
+            f"{where}.taylorseer_cache: must be 0 (off) or a step interval of 1 or more, "
+            f"got {parsed.taylorseer_cache}"
+        )
+    _check_choice(where, "fp8", parsed.fp8, FP8_CHOICES)
+    _check_speed_packages(where, parsed)
     if parsed.cancel_silence_seconds <= 0:
         raise CatalogError(
             f"{where}.cancel_silence_seconds: must be more than 0, "
@@ -169,31 +222,79 @@ def _parse_allowlist(where: str, value: Any) -> tuple[str, ...]:
     return tuple(_check_lora_path(f"{where}[{i}]", path) for i, path in enumerate(value))
 
 
+def _parse_gpus(where: str, value: Any) -> tuple[int, ...]:
+    where = f"{where}.gpus"
+    if not isinstance(value, list | tuple) or any(
+        isinstance(gpu, bool) or not isinstance(gpu, int) or gpu < 0 for gpu in value
+    ):
+        raise CatalogError(f"{where}: must be a list of CUDA device ids like [0, 1], got {value!r}")
+    if len(set(value)) != len(value):
+        raise CatalogError(f"{where}: names a device twice, got {list(value)}")
+    return tuple(value)
+
+
 def _check_lora_experts(where: str, engine: str, parsed: EngineOptions) -> None:
     low = [path for path, _, expert in parsed.loras if expert != "high"]
-    if not low:
-        return
+    if low:
+        _needs_transformer_2(
+            f"{where}.loras",
+            f"{low[0]!r} asks for the low-noise expert",
+            engine,
+            parsed,
+            'use expert = "high"',
+        )
+
+
+def _needs_transformer_2(
+    where: str, what: str, engine: str, parsed: EngineOptions, fix: str
+) -> None:
+    """Refuse an option that only Wan2.2 I2V-A14B's second expert can take, when the engine
+    or (if they are here already) the weights have none."""
     if engine != "wan":
         raise CatalogError(
-            f"{where}.loras: {low[0]!r} asks for the low-noise expert, which only Wan2.2 "
-            f'I2V-A14B has; the {engine} engine has one transformer: use expert = "high"'
+            f"{where}: {what}, which only Wan2.2 I2V-A14B has; the {engine} engine has one "
+            f"transformer: {fix}"
         )
     index = read_model_index(parsed.weights, parsed.cache_dir)
     if index is not None and not index.has("transformer_2"):
         raise CatalogError(
-            f"{where}.loras: {low[0]!r} asks for the low-noise expert, but the model "
-            f"{parsed.weights!r} ({index.class_name}) has no transformer_2 (only Wan2.2 "
-            'I2V-A14B has one); use expert = "high"'
+            f"{where}: {what}, but the model {parsed.weights!r} ({index.class_name}) has no "
+            f"transformer_2 (only Wan2.2 I2V-A14B has one): {fix}"
         )
+
+
+def _check_preset(where: str, engine: str, parsed: EngineOptions) -> None:
+    """The preset exists for this engine, fits the weights (when they are here) and has
+    the LoRAs it was distilled with."""
+    if not parsed.preset:
+        return
+    known = PRESETS.get(engine, {})
+    if parsed.preset not in known:
+        raise CatalogError(
+            f"{where}.preset: must be one of {', '.join(known) or '(none)'} for the {engine} "
+            f"engine, got {parsed.preset!r}"
+        )
+    preset = known[parsed.preset]
+    if preset.variant:
+        found = read_variant(parsed.weights, parsed.cache_dir)
+        if found is not None and found.name != preset.variant:
+            raise CatalogError(
+                f"{where}.preset: {preset.name!r} is for {preset.model} ({preset.variant} "
+                f"weights), but {parsed.weights!r} is {found.name}; remove preset"
+            )
+    have = {expert for _, _, expert in parsed.loras}
+    for expert in preset.lora_experts:
+        if expert not in have and "both" not in have:
+            raise CatalogError(
+                f"{where}.loras: preset {preset.name!r} needs its distillation LoRA on the "
+                f'{expert}-noise expert (a loras entry with expert = "{expert}"); without it '
+                f"{preset.steps} steps render noise"
+            )
 
 
 def _check_family(where: str, engine: str, parsed: EngineOptions) -> None:
     """Options that only one family has, and what the weights folder can tell already."""
-    _check_choice(where, "preset", parsed.preset, LTX_PRESETS)
-    if engine != "ltx" and parsed.preset:
-        raise CatalogError(
-            f"{where}.preset: only the ltx engine has presets, got {parsed.preset!r}"
-        )
+    _check_preset(where, engine, parsed)
     if parsed.flow_shift < 0:
         raise CatalogError(
             f"{where}.flow_shift: must be 0 (the model's) or more, got {parsed.flow_shift}"
@@ -204,17 +305,59 @@ def _check_family(where: str, engine: str, parsed: EngineOptions) -> None:
             "scheduler takes its timesteps from the checkpoint (see preset), remove flow_shift"
         )
     if parsed.guidance_scale_2 >= 0:
-        if engine != "wan":
+        _needs_transformer_2(
+            f"{where}.guidance_scale_2",
+            "the low-noise expert's guidance",
+            engine,
+            parsed,
+            "remove guidance_scale_2",
+        )
+
+
+def _check_speed_packages(where: str, parsed: EngineOptions) -> None:
+    """A speed option whose package is missing (or too old) fails the catalog load, not the
+    child's load minutes later; found by name, without importing it (or torch)."""
+    needs = []
+    if parsed.fp8 == "torchao":
+        needs.append(("fp8", parsed.fp8, "torchao", "0.18", "the fp8 extra"))
+    backend = parsed.attention_backend
+    for prefix, package, oldest in ATTENTION_PACKAGES:
+        if backend == prefix or backend.startswith(prefix + "_"):
+            extra = "the attention extra" if package == "kernels" else "a build from source"
+            needs.append(("attention_backend", backend, package, oldest, extra))
+            break
+    for option, value, package, oldest, extra in needs:
+        found = _installed_version(package)
+        if found is None or (oldest and _version_tuple(found) < _version_tuple(oldest)):
+            have = "is not installed" if found is None else f"is {found}"
             raise CatalogError(
-                f"{where}.guidance_scale_2: only Wan2.2 I2V-A14B has a second transformer; "
-                f"the {engine} engine has none"
+                f"{where}.{option}: {value!r} needs the package "
+                f"{DISTRIBUTIONS.get(package, package)}>={oldest or '0'}, which {have} here; "
+                f"install it ({extra}, see docs/generative-models.md) or remove {option}"
             )
-        index = read_model_index(parsed.weights, parsed.cache_dir)
-        if index is not None and not index.has("transformer_2"):
-            raise CatalogError(
-                f"{where}.guidance_scale_2: the model {parsed.weights!r} ({index.class_name}) "
-                "has no transformer_2 (only Wan2.2 I2V-A14B has one); remove guidance_scale_2"
-            )
+
+
+def _installed_version(package: str) -> str | None:
+    """The installed version of the module `package`, "" when it has no distribution
+    metadata, None when it cannot be imported."""
+    if importlib.util.find_spec(package) is None:
+        return None
+    try:
+        return importlib.metadata.version(DISTRIBUTIONS.get(package, package))
+    except importlib.metadata.PackageNotFoundError:
+        return ""
+
+
+def _version_tuple(version: str) -> tuple[int, ...]:
+    # release numbers only: "2.8.3.post2" -> (2, 8, 3), "2.2.0rc1" -> (2, 2, 0); ""
+    # (a module without metadata, so unknown) passes any floor
+    parts = []
+    for part in version.split("."):
+        digits = re.match(r"\d+", part)
+        if digits is None:
+            break
+        parts.append(int(digits.group()))
+    return tuple(parts) if parts else (1 << 30,)
 
 
 # Speed options that cannot be combined, each with the reason; a catalog naming both
@@ -243,6 +386,47 @@ def _refused_pairs(parsed: EngineOptions) -> list[tuple[str, str, str]]:
                 "fullgraph compile cannot trace (torch._dynamo Unsupported)",
             )
         )
+    if parsed.compile and parsed.fp8 == "layerwise":
+        # seen on a CPU too, before any kernel is built (torchao's float8 compiles)
+        pairs.append(
+            (
+                "compile",
+                "fp8",
+                "the layerwise casting hook casts each layer with Module.to() in every "
+                "forward, building torch.nn.Parameter objects, which fullgraph compile "
+                "refuses (torch._dynamo Unsupported); "
+                'use fp8 = "torchao" with compile',
+            )
+        )
+    if parsed.first_block_cache > 0 and parsed.taylorseer_cache > 0:
+        # both render together, but each skips work on its own schedule: TaylorSeer counts
+        # steps per attention module, so on the blocks FirstBlockCache skips its counts
+        # drift and it extrapolates from the wrong steps
+        pairs.append(("first_block_cache", "taylorseer_cache", "use one step cache at a time"))
+    for loras in ("loras", "lora_allowlist"):
+        if parsed.fp8 == "torchao" and getattr(parsed, loras):
+            # PEFT wraps nn.Linear; torchao's float8 weights are tensor subclasses it does
+            # not know (not tried: no float8 matmuls here). Layerwise fp8 takes LoRAs: the
+            # adapters cast their LoRA layers up (see adapters.py).
+            pairs.append(
+                (
+                    "fp8",
+                    loras,
+                    'LoRA layers on torchao float8 weights are untried; use fp8 = "layerwise" '
+                    "with LoRAs",
+                )
+            )
+    if parsed.fp8 == "torchao" and parsed.offload in ("group", "sequential"):
+        # not run here (no CUDA); reported upstream (diffusers issues 13281, 14433)
+        pairs.append(
+            (
+                "fp8",
+                "offload",
+                f"{parsed.offload} offload moves each weight's data, which leaves torchao's "
+                "float8 tensors (data and scales in inner tensors) on the wrong device; use "
+                'offload = "model" or "none", or fp8 = "layerwise"',
+            )
+        )
     if parsed.attention_backend.startswith(("flash", "sage")) and parsed.dtype == "float32":
         # FlashAttention and SageAttention kernels take only half-precision inputs
         pairs.append(
@@ -252,12 +436,61 @@ def _refused_pairs(parsed: EngineOptions) -> list[tuple[str, str, str]]:
                 f"{parsed.attention_backend} attention runs only in bfloat16 or float16",
             )
         )
-    if parsed.preset == "distilled" and parsed.pipeline == "i2v":
+    if parsed.preset == LTX_DISTILLED.name and parsed.pipeline == "i2v":
         pairs.append(
             (
                 "preset",
                 "pipeline",
                 "the distilled preset needs LTXConditionPipeline (image_cond_noise_scale)",
+            )
+        )
+    if len(parsed.gpus) > 1:
+        pairs.extend(_parallel_refusals(parsed))
+    return pairs
+
+
+# Attention backends that diffusers 0.42.1 can split across ranks
+# (`_AttentionBackendRegistry._supports_context_parallel`); "" is its default, native SDPA.
+CONTEXT_PARALLEL_BACKENDS = (
+    "",
+    "flash",
+    "flash_hub",
+    "flash_varlen_hub",
+    "_flash_3_hub",
+    "_flash_3_varlen_hub",
+    "native",
+    "_native_cudnn",
+    "_native_flash",
+    "sage",
+    "sage_hub",
+)
+
+
+def _parallel_refusals(parsed: EngineOptions) -> list[tuple[str, str, str]]:
+    """What context parallelism over several GPUs (`gpus`) cannot be combined with."""
+    pairs = []
+    if parsed.offload not in ("auto", "none"):
+        # not run: offload hooks would move weights under the context-parallel hooks
+        pairs.append(("gpus", "offload", "each rank keeps the whole pipeline on its GPU"))
+    if parsed.attention_backend not in CONTEXT_PARALLEL_BACKENDS:
+        backends = ", ".join(b for b in CONTEXT_PARALLEL_BACKENDS if b)
+        pairs.append(
+            ("gpus", "attention_backend", f"diffusers splits attention only with {backends}")
+        )
+    if parsed.first_block_cache > 0:
+        # the skip is decided from the first block's output, which each rank sees only a
+        # slice of: ranks that decide differently wait for each other forever
+        pairs.append(("gpus", "first_block_cache", "each rank would decide alone to skip a step"))
+    if parsed.device.startswith("cuda:"):
+        pairs.append(("gpus", "device", "gpus names the CUDA devices itself"))
+    if parsed.compile:
+        # seen with two CPU ranks (diffusers 0.42.1, torch 2.13), before any kernel is built
+        pairs.append(
+            (
+                "gpus",
+                "compile",
+                "torch.compile(fullgraph) raises torch._dynamo Unsupported inside diffusers' "
+                "context-parallel hook on the first transformer block",
             )
         )
     return pairs
@@ -296,4 +529,5 @@ def _coerce(where: str, name: str, value: Any) -> Any:
 
 def _check_choice(where: str, name: str, value: str, choices: tuple[str, ...]) -> None:
     if value not in choices:
-        raise CatalogError(f"{where}.{name}: must be one of {', '.join(choices)}, got {value!r}")
+        listed = ", ".join(choice or '""' for choice in choices)
+        raise CatalogError(f"{where}.{name}: must be one of {listed}, got {value!r}")

@@ -19,6 +19,14 @@ Out of memory: the child exits and the render fails with
 `EngineCrashed(out_of_memory=True)`, which the worker retries. The engine remembers
 to start the next child one offload mode further down (none -> model -> group ->
 sequential, see `offload.step_down`), so the retried attempt uses less memory.
+
+Several GPUs (`gpus`, see `parallel`): the child is rank 0 of a context-parallel
+group. The parent starts the other ranks beside it, passes rank 0's `Rendezvous` on
+to them (or stops them when rank 0 finds too few GPUs and serves alone), sends each
+render to every rank and watches all of them: one that dies or fails takes the
+whole group down (`EngineCrashed`, or the error it reported), and the next render
+starts a fresh group. A group that ran out of memory is followed by one process on
+the first GPU with model offload.
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ import logging
 import multiprocessing
 import signal
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from pathlib import Path
@@ -38,13 +47,14 @@ from typing import Any
 from i2v.domain.errors import Cancelled, EngineCrashed, EngineError
 from i2v.domain.request import GenerationRequest, PixelFormat, RGBImage
 from i2v.engines.base import ProgressCallback
-from i2v.engines.diffusers import messages, offload, sizing
+from i2v.engines.diffusers import messages, offload, parallel, sizing
 from i2v.engines.diffusers.options import EngineOptions
 from i2v.engines.diffusers.weights import find_weights
 
 logger = logging.getLogger("i2v.engines.diffusers")
 
 SHUTDOWN_SECONDS = 10.0  # a child asked to stop gets this long before it is killed
+PEER_EXIT_SECONDS = 1.0  # after a group's failed render, how long to look for a dead rank
 
 
 class ChildState(enum.Enum):
@@ -74,6 +84,14 @@ def _child_entry(conn: Connection, family: str, options: dict[str, Any]) -> None
 ChildMain = Callable[[Connection, str, dict[str, Any]], None]
 
 
+@dataclass
+class _Rank:
+    """A rank > 0 of a context-parallel group, as the parent holds it."""
+
+    process: BaseProcess
+    conn: Connection
+
+
 class ProcessEngine:
     """An `i2v.engines.base.Engine` whose pipeline lives in a spawned child process.
 
@@ -94,8 +112,9 @@ class ProcessEngine:
         self._offload_after_oom: str | None = None  # set by an out-of-memory error
         self._child_main = child_main or _child_entry
         self._context = multiprocessing.get_context("spawn")
-        self._process: BaseProcess | None = None
+        self._process: BaseProcess | None = None  # the child (rank 0 of a group)
         self._conn: Connection | None = None
+        self._peers: list[_Rank] = []  # ranks 1..N-1 of a group
         self.state = ChildState.STOPPED
         self.last_done: messages.Done | None = None  # timings of the last finished render
 
@@ -105,6 +124,12 @@ class ProcessEngine:
         if self._process is not None and self._process.is_alive():
             return self._process.pid
         return None
+
+    @property
+    def rank_pids(self) -> list[int]:
+        """Every live process of the engine, rank 0 (the child) first."""
+        processes = [self._process, *(peer.process for peer in self._peers)]
+        return [p.pid for p in processes if p is not None and p.is_alive() and p.pid is not None]
 
     def start(self) -> None:
         """Start the child and wait until it has loaded the pipeline (idempotent)."""
@@ -126,21 +151,26 @@ class ProcessEngine:
         options = self.options
         if self._offload_after_oom is not None:
             options = dataclasses.replace(options, offload=self._offload_after_oom)
-        parent_conn, child_conn = self._context.Pipe(duplex=True)
-        process = self._context.Process(
-            target=self._child_main,
-            args=(child_conn, self.family, options.to_dict()),
-            name=f"i2v-{self.family}-engine",
-            daemon=True,
-        )
-        process.start()
-        child_conn.close()  # only the child holds its end: its death then reads as EOF here
-        self._process, self._conn = process, parent_conn
+        launch = parallel.plan_launch(self.family, options)
+        if launch.reason:
+            logger.info("%s engine: %s", self.name, launch.reason)
+        target = self._child_main if launch.ranks == 1 else parallel.lead
+        self._process, self._conn = self._spawn(target, "engine", launch.options.to_dict())
+        # the other ranks import torch and diffusers while rank 0 checks the GPUs
+        self._start_peers(launch)
         self.state = ChildState.LOADING
         message = self._receive(during="loading its pipeline")
-        while isinstance(message, messages.Log):  # loading warnings come before Ready
-            logger.info("%s engine: %s", self.name, message.message)
+        met = False  # rank 0 said where the group meets
+        # loading warnings come before Ready; a group's rank 0 says where to meet
+        while isinstance(message, messages.Log | messages.Rendezvous):
+            if isinstance(message, messages.Rendezvous):
+                met = True
+                self._send_peers(message)
+            else:
+                logger.info("%s engine: %s", self.name, message.message)
             message = self._receive(during="loading its pipeline")
+        if isinstance(message, messages.Ready) and not met:
+            self._stop_peers()  # rank 0 found too few GPUs and serves alone (it logged why)
         if isinstance(message, messages.Failed):
             self._stop(kill=True)
             if message.out_of_memory:
@@ -164,7 +194,7 @@ class ProcessEngine:
     ) -> Iterator[RGBImage]:
         on_progress(0, 1, "loading")  # a cancel before the (slow) first load needs no child
         self.start()
-        self._connection().send(messages.Render(request))
+        self._send_all(messages.Render(request))
         self.state = ChildState.RENDERING
         delivered = 0
         try:
@@ -217,14 +247,54 @@ class ProcessEngine:
         if not status.present:
             raise EngineError(f"{self.name} engine: weights: {status.where}")
 
+    def _spawn(
+        self, target: Callable[..., None], role: str, *args: Any
+    ) -> tuple[BaseProcess, Connection]:
+        parent_conn, child_conn = self._context.Pipe(duplex=True)
+        process = self._context.Process(
+            target=target,
+            args=(child_conn, self.family, *args),
+            name=f"i2v-{self.family}-{role}",
+            daemon=True,
+        )
+        process.start()
+        child_conn.close()  # only the child holds its end: its death then reads as EOF here
+        return process, parent_conn
+
+    def _start_peers(self, launch: parallel.Launch) -> None:
+        """Ranks 1..N-1 of a group; they wait for rank 0's Rendezvous."""
+        for rank in range(1, launch.ranks):
+            process, conn = self._spawn(
+                parallel.follow, f"rank{rank}", launch.options.to_dict(), rank, launch.ranks
+            )
+            self._peers.append(_Rank(process, conn))
+
+    def _stop_peers(self) -> None:
+        peers, self._peers = self._peers, []
+        _end([(peer.process, peer.conn) for peer in peers], kill=False)
+
+    def _send_peers(self, message: messages.ToChild) -> None:
+        self._send(message, [peer.conn for peer in self._peers])
+
+    def _send_all(self, message: messages.ToChild) -> None:
+        """`message` to the child and every other rank of its group."""
+        self._send(message, [self._connection(), *(peer.conn for peer in self._peers)])
+
+    def _send(self, message: messages.ToChild, conns: list[Connection]) -> None:
+        try:
+            for conn in conns:
+                conn.send(message)
+        except OSError as exc:
+            self._stop(kill=True)
+            raise EngineCrashed(f"{self.name} engine process is gone: {exc}") from exc
+
     def _idle_and_alive(self) -> bool:
         process, conn = self._process, self._conn
         if self.state is not ChildState.IDLE or process is None or conn is None:
             return False
-        if not process.is_alive():
-            return False
-        # an idle child sends nothing: a readable pipe means EOF (it died) or stale output
-        return not conn.poll()
+        # an idle rank sends nothing: a readable pipe means EOF (it died) or stale output
+        ranks = [(process, conn), *((peer.process, peer.conn) for peer in self._peers)]
+        return all(p.is_alive() and not c.poll() for p, c in ranks)
 
     def _raise_failed(self, message: messages.Failed) -> None:
         if message.cancelled:
@@ -235,7 +305,29 @@ class ProcessEngine:
             raise EngineCrashed(
                 f"{self.name} engine ran out of GPU memory: {message.message}", out_of_memory=True
             )
+        self._stop_failed_group(message)
         raise EngineError(f"{self.name} engine failed: {message.message}")
+
+    def _stop_failed_group(self, message: messages.Failed) -> None:
+        """A group whose render failed is not trusted with the next one: its ranks may
+        stand at different points of the pipeline. When a rank was killed or crashed,
+        that is the cause (rank 0 reports only the broken collective); a rank that
+        reported the same failure exits with 0."""
+        if not self._peers:
+            return
+        # rank 0 may see a killed rank's sockets close a moment before its exit shows
+        wait([peer.process.sentinel for peer in self._peers], PEER_EXIT_SECONDS)
+        dead = [
+            f"rank {rank} ({_exit_reason(peer.process.exitcode)})"
+            for rank, peer in enumerate(self._peers, 1)
+            if peer.process.exitcode not in (None, 0)
+        ]
+        self._stop(kill=True)
+        if dead:
+            raise EngineCrashed(
+                f"{self.name} engine: {', '.join(dead)} died during a render ({message.message}); "
+                "the next render starts a new group"
+            )
 
     def _step_down(self, mode: str) -> None:
         """After an out-of-memory error in `mode`, start later children one offload
@@ -289,14 +381,19 @@ class ProcessEngine:
                 if isinstance(message, messages.Failed) and message.out_of_memory:
                     self._stop(kill=True)
                     self._step_down(self.offload or "none")
+                elif isinstance(message, messages.Failed) and not message.cancelled:
+                    with contextlib.suppress(EngineCrashed):  # the cancel is what the caller sees
+                        self._stop_failed_group(message)
                 return
             # Progress, Frame, Busy: alive and on its way to the next step boundary
 
     def _receive(self, timeout: float | None = None, during: str = "a render") -> Any:
-        """The child's next message; None on timeout; EngineCrashed if it died."""
+        """The child's next message; None on timeout; EngineCrashed if it died. In a group,
+        another rank's last word (a `Failed`) when it exits, else EngineCrashed."""
         conn, process = self._connection(), self._process
         assert process is not None
-        ready = wait([conn, process.sentinel], timeout)
+        peers = {peer.process.sentinel: (rank, peer) for rank, peer in enumerate(self._peers, 1)}
+        ready = wait([conn, process.sentinel, *peers], timeout)
         if not ready:
             return None
         if conn in ready or conn.poll():
@@ -304,9 +401,22 @@ class ProcessEngine:
                 return conn.recv()
             except (EOFError, OSError):
                 pass
+        for sentinel, (rank, peer) in peers.items():
+            if sentinel not in ready:
+                continue
+            if peer.conn.poll():
+                with contextlib.suppress(EOFError, OSError):
+                    return peer.conn.recv()  # the callers stop the group on a Failed
+            peer.process.join(timeout=SHUTDOWN_SECONDS)
+            reason = _exit_reason(peer.process.exitcode)
+            self._stop(kill=True)
+            raise EngineCrashed(
+                f"{self.name} engine: rank {rank} of {len(peers) + 1} died ({reason}) during "
+                f"{during}; the next render starts a new group"
+            )
         process.join(timeout=SHUTDOWN_SECONDS)
         reason = _exit_reason(process.exitcode)
-        self._reset()
+        self._stop(kill=True)  # the other ranks of its group, if any
         raise EngineCrashed(f"{self.name} engine process died ({reason}) during {during}")
 
     def _connection(self) -> Connection:
@@ -315,25 +425,32 @@ class ProcessEngine:
         return self._conn
 
     def _stop(self, *, kill: bool) -> None:
-        process, conn = self._process, self._conn
-        if process is None:
-            return
-        if process.is_alive() and not kill and conn is not None:
-            with contextlib.suppress(OSError):
-                conn.send(messages.Shutdown())
+        """Stop the child and the other ranks of its group (`kill`: without asking)."""
+        if self._process is not None:
+            ranks = [(self._process, self._conn), *((p.process, p.conn) for p in self._peers)]
+            _end(ranks, kill=kill)
+        self._process, self._conn, self._peers = None, None, []
+        self.state = ChildState.STOPPED
+
+
+def _end(ranks: list[tuple[BaseProcess, Connection | None]], *, kill: bool) -> None:
+    """Ask each process to exit (unless `kill`), kill those still running after
+    SHUTDOWN_SECONDS, and close them and their pipes."""
+    if not kill:
+        for process, conn in ranks:
+            if process.is_alive() and conn is not None:
+                with contextlib.suppress(OSError):
+                    conn.send(messages.Shutdown())
+        for process, _ in ranks:
             process.join(timeout=SHUTDOWN_SECONDS)
+    for process, conn in ranks:
         if process.is_alive():
             process.kill()
             process.join(timeout=SHUTDOWN_SECONDS)
-        self._reset()
-
-    def _reset(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-        if self._process is not None and self._process.exitcode is not None:
-            self._process.close()
-        self._process, self._conn = None, None
-        self.state = ChildState.STOPPED
+        if conn is not None:
+            conn.close()
+        if process.exitcode is not None:
+            process.close()
 
 
 def _exit_reason(exitcode: int | None) -> str:

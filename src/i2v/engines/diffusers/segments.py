@@ -1,9 +1,12 @@
 """Running a chained segment plan: one loop for every diffusers family.
 
 A plan (see `sizing.plan`) renders a long video as segments, each starting from the
-previous segment's last frame, which it repeats as its own first frame. This module runs
-such a plan and streams its frames; each family says only how to denoise one segment
-(`Denoise`), so Wan and LTX share the chaining, the progress arithmetic and the cut.
+previous segment's last frames (`Segment.lead`), which it repeats as its own first frames:
+one for a family conditioned on one image (Wan, LTX i2v), several for one that takes a
+video condition (LTX Condition), so motion carries across the seam instead of restarting
+from a still. This module runs such a plan and streams its frames; each family says only
+how to denoise one segment (`Denoise`), so Wan and LTX share the fitting of the input
+images, the chaining, the progress arithmetic and the cut.
 
 Also here: the sampling knobs every family resolves the same way, the request's value
 first, then the route's option, then the model's recommendation.
@@ -20,6 +23,7 @@ import numpy as np
 
 from i2v.domain.errors import EngineError
 from i2v.domain.job import JobSpec
+from i2v.domain.request import GenerationRequest
 from i2v.engines.diffusers import loading, sizing
 from i2v.engines.diffusers.options import EngineOptions
 
@@ -35,6 +39,11 @@ class Sampling:
     guidance_scale: float
     negative_prompt: str
     flow_shift: float | None  # None: the family has no flow shift (LTX)
+    max_sequence_length: int  # 0: the pipeline's default (Wan 512, LTX 128/256)
+
+    def text_arguments(self) -> dict[str, Any]:
+        """The prompt-length keyword for the pipeline call, when the route sets one."""
+        return {"max_sequence_length": self.max_sequence_length} if self.max_sequence_length else {}
 
 
 def sampling(
@@ -62,6 +71,7 @@ def sampling(
         guidance_scale=float(guidance),
         negative_prompt=spec.negative_prompt or options.negative_prompt or negative_prompt,
         flow_shift=float(shift) if shift is not None else None,
+        max_sequence_length=options.max_sequence_length,
     )
 
 
@@ -71,10 +81,17 @@ class Segment:
 
     index: int
     frames: int  # frames this call renders
-    first: np.ndarray  # the conditioning image at the native size
+    # the frames it starts from, at the native size (n x H x W x 3 uint8): the input image
+    # alone for the first segment, the previous segment's last `plan.overlap` after it
+    lead: np.ndarray
     last: np.ndarray | None  # the last frame, on the final segment only
     seed: int  # each segment draws its own noise
     on_step_end: Callable[..., dict[str, Any]]  # diffusers' callback_on_step_end
+
+    @property
+    def first(self) -> np.ndarray:
+        """The one frame a single-image pipeline starts from (the lead's last)."""
+        return self.lead[-1]
 
 
 # denoise(segment) -> the pipeline's output frames ("np": frames x H x W x 3 in [0, 1])
@@ -83,16 +100,22 @@ Denoise = Callable[[Segment], Any]
 
 def run_segments(
     plan: sizing.Plan,
+    request: GenerationRequest,
     *,
-    first: np.ndarray,
-    last: np.ndarray | None,
-    seed: int,
     steps: int,
     step: StepHook,
     denoise: Denoise,
 ) -> Iterator[np.ndarray]:
-    """Denoise and decode each segment of `plan`, yielding exactly `plan.frames` uint8
-    frames; progress counts every segment's steps as one job."""
+    """Denoise and decode each segment of `plan` for `request`, yielding exactly
+    `plan.frames` uint8 frames; progress counts every segment's steps as one job. The
+    request's image (and last image) are fitted here to the native size (cover + crop)."""
+    seed = request.seed
+    lead = sizing.fit(request.image, plan.width, plan.height)[np.newaxis]
+    last = (
+        sizing.fit(request.last_image, plan.width, plan.height)
+        if request.last_image is not None
+        else None
+    )
     total_steps = steps * len(plan.segments)
     delivered = 0
     for index, num_frames in enumerate(plan.segments):
@@ -111,7 +134,7 @@ def run_segments(
             Segment(
                 index=index,
                 frames=num_frames,
-                first=first,
+                lead=lead,
                 last=last if is_last else None,
                 seed=seed + index,
                 on_step_end=on_step_end,
@@ -119,11 +142,11 @@ def run_segments(
         )
         step(offset + steps, total_steps, "decoded")
 
-        # Skip the repeated first frame of later segments; stop at the count.
+        # Skip the frames a later segment shares with the one before; stop at the count.
         video = loading.to_uint8(output)
-        for frame in video[1:] if index else video:
+        for frame in video[len(lead) :] if index else video:
             if delivered == plan.frames:
                 break
             delivered += 1
             yield np.ascontiguousarray(frame)
-        first = video[-1]
+        lead = video[-plan.overlap :]

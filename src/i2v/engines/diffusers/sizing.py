@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from i2v.domain.errors import EngineError
 from i2v.domain.request import RGBImage
 
 # Native render areas (pixels) by model class and resolution tier. TI2V-5B was trained
@@ -38,13 +39,20 @@ class Plan:
     height: int
     segments: tuple[int, ...]  # frames each pipeline call renders (each k*step + 1)
     frames: int  # frames delivered: the chain's frames, cut to the request's count
+    overlap: int = 1  # frames each later segment shares with the one before it
 
     @property
     def rendered(self) -> int:
-        return self.segments[0] + sum(n - 1 for n in self.segments[1:])
+        return self.segments[0] + sum(n - self.overlap for n in self.segments[1:])
 
     def describe_segment(self, index: int) -> str:
-        start = "the input image" if index == 0 else "the previous segment's last frame"
+        start = (
+            "the input image"
+            if index == 0
+            else "the previous segment's last frame"
+            if self.overlap == 1
+            else f"the previous segment's last {self.overlap} frames"
+        )
         return (
             f"segment {index + 1}/{len(self.segments)}: {self.segments[index]} frames at "
             f"{self.width}x{self.height} from {start}"
@@ -78,27 +86,41 @@ def frames_for(frames: int, step: int) -> int:
     return max(1, math.ceil((frames - 1) / step)) * step + 1 if frames > 1 else 1
 
 
-def segment_plan(frames: int, max_frames: int, step: int) -> tuple[int, ...]:
-    """Segment lengths whose one-frame-overlapping chain covers `frames` frames.
+def segment_plan(frames: int, max_frames: int, step: int, overlap: int = 1) -> tuple[int, ...]:
+    """Equal segment lengths whose chain covers `frames` frames, each later segment
+    sharing `overlap` frames with the one before it: as few segments as the limit
+    allows, each as short as covers the count.
 
-    241 frames with at most 121 per segment and step 4 -> (121, 121): 121 + 120.
+    241 frames, at most 121 per segment, step 4, overlap 1 -> (121, 121): 121 + 120.
+    241 frames, at most 121 per segment, step 8, overlap 9 -> (89, 89, 89): 89 + 80 + 80.
     """
-    if max_frames < step + 1:
-        raise ValueError(f"max_frames_per_segment must be at least {step + 1}, got {max_frames}")
     limit = (max_frames - 1) // step * step + 1
+    if limit <= overlap:
+        raise EngineError(
+            f"max_frames_per_segment: must be at least {overlap + step} (the {overlap} frames "
+            f"each segment shares with the one before, plus {step} new), got {max_frames}"
+        )
     if frames <= limit:
         return (frames_for(frames, step),)
-    new = frames - 1  # the first frame of the chain is the first frame of segment 1
-    count = math.ceil(new / (limit - 1))
-    each = math.ceil(new / count / step) * step
-    return (each + 1,) * count
+    # n + (count - 1)(n - overlap) >= frames, with n <= limit
+    count = math.ceil((frames - overlap) / (limit - overlap))
+    each = frames_for(math.ceil((frames + (count - 1) * overlap) / count), step)
+    return (each,) * count
 
 
 def plan(
-    width: int, height: int, frames: int, *, area: int, multiple: int, step: int, max_frames: int
+    width: int,
+    height: int,
+    frames: int,
+    *,
+    area: int,
+    multiple: int,
+    step: int,
+    max_frames: int,
+    overlap: int = 1,
 ) -> Plan:
     w, h = native_size(width, height, area, multiple)
-    return Plan(w, h, segment_plan(frames, max_frames, step), frames)
+    return Plan(w, h, segment_plan(frames, max_frames, step, overlap), frames, overlap)
 
 
 def fit(image: RGBImage, width: int, height: int) -> RGBImage:

@@ -1,119 +1,81 @@
 """Wan 2.x image-to-video through diffusers' `WanImageToVideoPipeline`.
 
-Runs inside the engine's child process. One class covers the Wan checkpoints
-that share the pipeline, told apart by the loaded components:
-
-    Wan2.2 TI2V-5B   vae (z_dim 48, 16x spatial), transformer, `expand_timesteps`
-                     (the Hub saves it as `WanPipeline`); 1280x704 or 704x1280 only
-                     (every request renders at that area), 121 frames, 24 fps;
-                     50 steps, guidance 5.0, shift 5. The recommended default.
-    Wan2.2 I2V-A14B  transformer (high noise) + transformer_2 (low noise), split
-                     at `boundary_ratio`; 480p/720p, 81 frames, 16 fps; 40 steps,
-                     guidance 3.5, shift 5 (the Hub's scheduler config says 3).
-    Wan2.1 I2V 14B   image_encoder (CLIP) + image_processor; 480p or 720p, 81
-                     frames, 16 fps; 40 steps, guidance 5.0, shift 3 at 480p, 5 at 720p.
-    Wan2.1 FLF2V     as I2V, transformer with `pos_embed_seq_len`; takes `last_image`;
-                     shift 16.
+Runs inside the engine's child process. One class covers the Wan checkpoints that
+share the pipeline (TI2V-5B, I2V-A14B, Wan2.1 I2V and FLF2V), told apart by the loaded
+components; their sizes, frame rates and official sampling are in `variants`.
 
 Components: tokenizer (umt5), text_encoder (UMT5EncoderModel), vae
 (AutoencoderKLWan), transformer(s) (WanTransformer3DModel), scheduler (UniPC on
 flow sigmas, rebuilt with the job's flow shift), and for 2.1 the CLIP image encoder.
 The VAE and CLIP run in float32 beside a bf16 transformer. Sides are multiples of
-vae_scale x patch (32 for TI2V-5B, 16 for the 14B models); frame counts are 4k + 1.
-Without a negative prompt from the request or the route, each model gets its official one.
+vae_scale x patch (32 for TI2V-5B, 16 for the 14B models); frame counts are 4k + 1;
+each model plays at its training fps (TI2V-5B 24, the 14B models 16) and refuses a
+request at another. Without a negative prompt from the request or the route, each model
+gets its official one. Presets (`presets`) sample distilled weights: `lightx2v`
+(A14B + 4-step LoRAs) and `dmd` (FastWan TI2V-5B, 3 steps).
+
+Long videos are chained segments, each starting from the previous one's last frame;
+Wan2.1 keeps the original photo's CLIP embedding on every segment, so identity is
+anchored to the photo rather than to a decoded frame that drifts a little each time.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
+import torch
 from diffusers import WanImageToVideoPipeline
 from PIL import Image
 
+from i2v.domain.catalog import wrong_rate
 from i2v.domain.errors import EngineError
 from i2v.domain.request import GenerationRequest
-from i2v.engines.diffusers import loading, segments, sizing
+from i2v.engines.diffusers import loading, segments, sizing, variants
 from i2v.engines.diffusers.adapters import Adapters
 from i2v.engines.diffusers.options import EngineOptions
+from i2v.engines.diffusers.presets import Preset, preset_for
+from i2v.engines.diffusers.schedulers import FlowShiftSchedulers, RenoisingEuler
 from i2v.engines.diffusers.segments import StepHook
+from i2v.engines.diffusers.variants import Variant
 
 logger = logging.getLogger(__name__)
 
-
-# The official negative prompt of Wan 2.1 and 2.2 (shared_config.py), used by the original
-# code whenever the request gives none; Wan2.1 I2V prefixes "camera shake", FLF2V also
-# "scene cut" (Wan2.1 wan/configs).
-NEGATIVE_PROMPT = (
-    "色调艳丽，过曝，静态，细节模糊不清，字幕，风格，作品，画作，画面，静止，整体发灰，最差质量，"
-    "低质量，JPEG压缩残留，丑陋的，残缺的，多余的手指，画得不好的手部，画得不好的脸部，畸形的，"
-    "毁容的，形态畸形的肢体，手指融合，静止不动的画面，杂乱的背景，三条腿，背景人很多，倒着走"
-)
-I2V_21_NEGATIVE_PROMPT = "镜头晃动，" + NEGATIVE_PROMPT
-FLF2V_21_NEGATIVE_PROMPT = "镜头切换，" + I2V_21_NEGATIVE_PROMPT
-
-
-@dataclass(frozen=True)
-class Variant:
-    """One Wan checkpoint family and its official sampling (Wan2.1 generate.py, Wan2.2
-    wan/configs): the fallbacks when neither the request nor the route sets a knob."""
-
-    name: str
-    steps: int
-    guidance_scale: float
-    max_frames: int
-    areas: Mapping[str, int]  # native render area by resolution tier
-    flow_shifts: Mapping[str, float]  # official sampling shift by resolution tier
-    negative_prompt: str
-    last_image: bool
-
-
-TI2V_5B = Variant(
-    name="Wan2.2 TI2V-5B",
-    steps=50,
-    guidance_scale=5.0,
-    max_frames=121,
-    areas=sizing.WAN_TI2V_AREAS,
-    flow_shifts={"720p": 5.0},
-    negative_prompt=NEGATIVE_PROMPT,
-    last_image=False,
-)
-I2V_A14B = Variant(
-    name="Wan2.2 I2V-A14B",
-    steps=40,
-    guidance_scale=3.5,
-    max_frames=81,
-    areas=sizing.WAN_14B_AREAS,
-    flow_shifts={"480p": 5.0, "720p": 5.0},  # the Hub's scheduler config says 3.0
-    negative_prompt=NEGATIVE_PROMPT,
-    last_image=True,
-)
-I2V_21 = Variant(
-    name="Wan2.1 I2V-14B",
-    steps=40,
-    guidance_scale=5.0,
-    max_frames=81,
-    areas=sizing.WAN_14B_AREAS,
-    flow_shifts={"480p": 3.0, "720p": 5.0},  # the Hub's scheduler configs say 3.0
-    negative_prompt=I2V_21_NEGATIVE_PROMPT,
-    last_image=False,
-)
-FLF2V_21 = Variant(
-    name="Wan2.1 FLF2V-14B",
-    steps=40,
-    guidance_scale=5.0,
-    max_frames=81,
-    areas=sizing.WAN_14B_AREAS,
-    flow_shifts={"480p": 16.0, "720p": 16.0},
-    negative_prompt=FLF2V_21_NEGATIVE_PROMPT,
-    last_image=True,
-)
 # diffusers' Wan docs run the VAE and the CLIP image encoder in float32 beside a bf16
 # transformer: the VAE's decode and CLIP's features lose detail in half precision.
 FLOAT32_COMPONENTS = ("vae", "image_encoder")
+
+
+# diffusers' pipeline classes carry no annotations mypy can follow through `super()`
+_WanImageToVideo: Any = WanImageToVideoPipeline
+
+
+class AnchoredWanPipeline(_WanImageToVideo):  # type: ignore[misc]
+    """`WanImageToVideoPipeline` whose CLIP image embedding can be pinned.
+
+    The stock pipeline embeds whatever image a call starts from, so in a chain each
+    segment would see the previous segment's decoded last frame, and the drift of every
+    seam would add up; it also refuses `image` and `image_embeds` together. With
+    `image_anchor` set, every call conditions on that embedding (the original photo's)."""
+
+    image_anchor: Any = None
+
+    def encode_image(self, image: Any, device: Any = None) -> Any:
+        if self.image_anchor is not None:
+            return self.image_anchor
+        return super().encode_image(image, device)
+
+    @contextlib.contextmanager
+    def anchored(self, image: Image.Image, device: torch.device) -> Iterator[None]:
+        """Pin the embedding of `image` for the calls inside the block."""
+        self.image_anchor = self.encode_image(image, device)
+        try:
+            yield
+        finally:
+            self.image_anchor = None
 
 
 class WanRenderer:
@@ -122,54 +84,68 @@ class WanRenderer:
     def __init__(self, options: EngineOptions) -> None:
         self.options = options
         self.loaded = loading.load_pipeline(
-            WanImageToVideoPipeline, options, float32_components=FLOAT32_COMPONENTS
+            AnchoredWanPipeline, options, float32_components=FLOAT32_COMPONENTS
         )
         self.pipe = self.loaded.pipe
-        self.variant = detect_variant(self.pipe)
+        self.variant = variants.detect_loaded(self.pipe)
+        self.preset = preset_for("wan", options.preset)
+        check_preset(self.preset, self.variant)
         if options.resolution != "auto" and options.resolution not in self.variant.areas:
             raise EngineError(
                 f"resolution: {self.variant.name} has no {options.resolution} tier (native: "
                 f"{', '.join(self.variant.areas)}); set max_area to render smaller"
             )
         self.schedulers = FlowShiftSchedulers(self.pipe.scheduler)
+        self.renoising = (
+            RenoisingEuler.at(self.preset.renoise_sigmas)
+            if self.preset is not None and self.preset.renoise_sigmas
+            else None
+        )
         transformer = self.pipe.transformer or self.pipe.transformer_2
         self.multiple = self.pipe.vae_scale_factor_spatial * transformer.config.patch_size[1]
         self.frame_step = self.pipe.vae_scale_factor_temporal
-        self.adapters = Adapters(self.pipe, options)
-        self.description = f"{self.variant.name}: {self.loaded.description}"
+        self.adapters = Adapters(self.pipe, options, self.loaded.dtype)
+        preset = f", preset {self.preset.name}" if self.preset else ""
+        self.description = f"{self.variant.name}{preset}: {self.loaded.description}"
 
     def check_inputs(self, request: GenerationRequest) -> None:
-        if request.last_image is not None and not self.variant.last_image:
+        variant = self.variant
+        if request.last_image is not None and not variant.last_image:
             raise EngineError(
-                f"last_image: {self.variant.name} does not take a last frame; "
+                f"last_image: {variant.name} does not take a last frame; "
                 "use Wan2.1 FLF2V or Wan2.2 I2V-A14B weights"
             )
-        if request.last_image is None and self.variant is FLF2V_21:
+        if request.last_image is None and variant is variants.FLF2V_21:
             raise EngineError(
-                f"last_image: {self.variant.name} needs a last frame; use I2V weights for one image"
+                f"last_image: {variant.name} needs a last frame; use I2V weights for one image"
             )
         if request.frames < 1:
             raise EngineError(f"frames: must be at least 1, got {request.frames}")
+        if request.fps != variant.fps:
+            raise EngineError("fps: " + wrong_rate(variant.name, variant.fps, request.fps))
         if not request.prompt.strip():
             raise EngineError("prompt: Wan needs a non-empty prompt")
 
     def __call__(self, request: GenerationRequest, step: StepHook) -> Iterator[np.ndarray]:
         options = self.options
+        variant = self.variant
 
         # 1. Check inputs. Raise error if not correct
         self.check_inputs(request)
         # the route's and the request's LoRAs, loaded once per child and swapped per render
         self.adapters.apply(request.spec.loras)
+        # a render stopped by a cancel leaves its step-cache state behind: start clean
+        loading.reset_step_caches(self.pipe)
 
         # 2. Define call parameters
         asked = sizing.resolution_tier(request.width, request.height, options.resolution)
-        tier = sizing.model_tier(asked, self.variant.areas)
-        limit = options.max_frames_per_segment or self.variant.max_frames
+        tier = sizing.model_tier(asked, variant.areas)
+        limit = options.max_frames_per_segment or variant.max_frames
         plan = sizing.plan(
             request.width,
             request.height,
             request.frames,
-            area=options.max_area or self.variant.areas[tier],
+            area=options.max_area or variant.areas[tier],
             multiple=self.multiple,
             step=self.frame_step,
             max_frames=limit,
@@ -177,47 +153,45 @@ class WanRenderer:
         if tier != asked:
             logger.info(
                 "%s has no %s tier: rendering at its native %dx%d, resized to %dx%d",
-                self.variant.name,
+                variant.name,
                 asked,
                 plan.width,
                 plan.height,
                 request.width,
                 request.height,
             )
-        if self.variant is FLF2V_21 and len(plan.segments) > 1:
+        if variant is variants.FLF2V_21 and len(plan.segments) > 1:
             # every FLF2V pass needs both ends; a chain has no last frame for its inner segments
             raise EngineError(
-                f"frames: {self.variant.name} renders at most {limit} frames in one "
+                f"frames: {variant.name} renders at most {limit} frames in one "
                 f"pass and cannot chain segments, got {request.frames}"
             )
+        defaults: Preset | Variant = self.preset or variant
         knobs = segments.sampling(
             request.spec,
             options,
-            steps=self.variant.steps,
-            guidance_scale=self.variant.guidance_scale,
-            negative_prompt=self.variant.negative_prompt,
-            flow_shift=self.variant.flow_shifts[tier],
+            steps=defaults.steps,
+            guidance_scale=defaults.guidance_scale,
+            negative_prompt=variant.negative_prompt,
+            flow_shift=(self.preset and self.preset.flow_shift) or variant.flow_shifts[tier],
         )
-        self.pipe.scheduler = self.schedulers.get(
-            knobs.flow_shift or self.variant.flow_shifts[tier]
-        )
-        guidance_2 = options.guidance_scale_2 if options.guidance_scale_2 >= 0 else None
-        extra = (
-            {"max_sequence_length": options.max_sequence_length}
-            if options.max_sequence_length
-            else {}
-        )
+        self.pipe.scheduler = self._scheduler(request, knobs)
+        guidance_2 = self._guidance_2(request)
 
-        # 3. Prepare the conditioning images at the native size (cover + centre crop)
-        first = sizing.fit(request.image, plan.width, plan.height)
-        last = (
-            sizing.fit(request.last_image, plan.width, plan.height)
-            if request.last_image is not None
-            else None
+        # 3. Anchor identity to the photo: Wan2.1 conditions every segment on its CLIP embedding
+        anchor = (
+            self.pipe.anchored(
+                Image.fromarray(sizing.fit(request.image, plan.width, plan.height)),
+                self.loaded.device,
+            )
+            if variant.clip and len(plan.segments) > 1
+            else contextlib.nullcontext()
         )
 
         # 4. Denoise and decode each segment; the next one starts from this one's last frame
         def denoise(segment: segments.Segment) -> Any:
+            if self.renoising is not None:
+                self.renoising.seed_noise(segment.seed, self.loaded.device)
             output = self.pipe(
                 image=Image.fromarray(segment.first),
                 last_image=Image.fromarray(segment.last) if segment.last is not None else None,
@@ -232,58 +206,48 @@ class WanRenderer:
                 generator=loading.generator(segment.seed, self.loaded.device),
                 output_type="np",
                 callback_on_step_end=segment.on_step_end,
-                **extra,
+                **knobs.text_arguments(),
             )
             return output.frames[0]
 
         # 5. Frames, streamed as each segment is decoded
-        yield from segments.run_segments(
-            plan,
-            first=first,
-            last=last,
-            seed=request.seed,
-            steps=knobs.steps,
-            step=step,
-            denoise=denoise,
+        with anchor:
+            yield from segments.run_segments(
+                plan, request, steps=knobs.steps, step=step, denoise=denoise
+            )
+
+    def _scheduler(self, request: GenerationRequest, knobs: segments.Sampling) -> Any:
+        """The preset's re-noising sampler, else the loaded one at the job's flow shift."""
+        if self.renoising is None:
+            assert knobs.flow_shift is not None  # every Wan variant has an official shift
+            return self.schedulers.get(knobs.flow_shift)
+        asked = request.spec.flow_shift or self.options.flow_shift
+        if asked:
+            raise EngineError(
+                f"flow_shift: the {self.options.preset} preset samples at the fixed noise "
+                f"levels its checkpoint was distilled at, which take no shift, got {asked}"
+            )
+        return self.renoising
+
+    def _guidance_2(self, request: GenerationRequest) -> float | None:
+        """The low-noise expert's guidance (A14B only): the route's `guidance_scale_2`;
+        else None, so the pipeline uses `guidance_scale` for both, when the request set
+        that; else the preset's."""
+        if self.pipe.transformer_2 is None:
+            return None
+        if self.options.guidance_scale_2 >= 0:
+            return self.options.guidance_scale_2
+        if request.spec.guidance_scale is not None:
+            return None
+        if self.preset is not None and self.preset.guidance_scale_2 is not None:
+            return self.preset.guidance_scale_2
+        return None
+
+
+def check_preset(preset: Preset | None, variant: Variant) -> None:
+    """A preset samples the checkpoint family it was distilled from, no other."""
+    if preset is not None and preset.variant != variant.name:
+        raise EngineError(
+            f"preset: {preset.name!r} is for {preset.model} ({preset.variant} weights), "
+            f"but the weights are {variant.name}"
         )
-
-
-def detect_variant(pipe: Any) -> Variant:
-    if pipe.config.expand_timesteps:
-        return TI2V_5B
-    if pipe.transformer_2 is not None:
-        return I2V_A14B
-    if pipe.transformer is not None and pipe.transformer.config.pos_embed_seq_len:
-        return FLF2V_21
-    return I2V_21
-
-
-class FlowShiftSchedulers:
-    """The loaded scheduler rebuilt from its config with each flow shift asked for, once
-    per value (`from_config(config, flow_shift=...)`, as diffusers' Wan docs do): the
-    Hub's A14B and 720P configs say 3.0 where the official code samples at 5.0."""
-
-    def __init__(self, loaded: Any) -> None:
-        config = loaded.config
-        # UniPC on flow sigmas (every Wan repo) names it flow_shift; flow-match Euler, shift
-        self.key = (
-            "flow_shift"
-            if config.get("use_flow_sigmas")
-            else "shift"
-            if "shift" in config and not config.get("use_dynamic_shifting")
-            else None
-        )
-        self.loaded = loaded
-        self.built: dict[float, Any] = {} if self.key is None else {config[self.key]: loaded}
-
-    def get(self, shift: float) -> Any:
-        scheduler = self.built.get(shift)
-        if scheduler is None:
-            if self.key is None:
-                raise EngineError(
-                    f"flow_shift: the checkpoint's scheduler {type(self.loaded).__name__} "
-                    "has no flow shift to set"
-                )
-            scheduler = type(self.loaded).from_config(self.loaded.config, **{self.key: shift})
-            self.built[shift] = scheduler
-        return scheduler

@@ -1,5 +1,6 @@
-"""`i2v generate --lora FILE[:SCALE]`: repeatable, parsed into the job's LoRAs, and the
-user's own files join the engine's allowlist (no operator list applies locally)."""
+"""What `i2v generate` puts in the job: `--lora FILE[:SCALE]` (repeatable) as the job's
+LoRAs, the user's own files joining the engine's allowlist (no operator list applies
+locally); and the model's own frame rate, 5 s by default."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import i2v.pipeline
 from i2v.cli import app
 from i2v.domain.errors import EngineError
 from i2v.domain.job import Lora
+from model_configs import wan_config_folder
 
 
 def _invoke(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *args: str) -> tuple[Any, list[Any]]:
@@ -77,3 +79,28 @@ def test_lora_needs_a_generative_engine(tmp_path: Path, monkeypatch: pytest.Monk
     assert result.exit_code != 0
     assert "LoRA" in result.output
     assert not seen
+
+
+def test_a_16_fps_model_renders_5_s_at_16_fps_by_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a14b = wan_config_folder(tmp_path / "a14b", two_experts=True, ti2v=False)
+    result, seen = _invoke(tmp_path, monkeypatch, "--engine", "wan", "--weights", str(a14b))
+    assert result.exit_code == 1  # the fake render stops it
+    spec = seen[0][0].spec
+    assert (spec.fps, spec.frames) == (16, 81)
+
+    monkeypatch.setenv("COLUMNS", "300")  # the error box on one line
+    refused, _ = _invoke(
+        tmp_path, monkeypatch, "--engine", "wan", "--weights", str(a14b), "--frames", "121"
+    )
+    assert refused.exit_code == 2
+    assert "must be 81 or 161 (5 s or 10 s at 16 fps), got 121" in refused.output
+
+
+def test_other_engines_render_at_24_fps(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ti2v = wan_config_folder(tmp_path / "ti2v", two_experts=False, ti2v=True)
+    _, seen = _invoke(tmp_path, monkeypatch, "--engine", "wan", "--weights", str(ti2v))
+    _, motion = _invoke(tmp_path, monkeypatch, "--frames", "241")
+    assert (seen[0][0].spec.fps, seen[0][0].spec.frames) == (24, 121)
+    assert (motion[0][0].spec.fps, motion[0][0].spec.frames) == (24, 241)
