@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 
 import pytest
@@ -36,3 +37,18 @@ def postgres_url(postgres_server: str | None) -> Iterator[str]:
 def s3_server() -> Iterator[S3Server]:
     """A throwaway S3-compatible server (SeaweedFS) on loopback, for the whole session."""
     yield from s3_cluster()
+
+
+@pytest.fixture(autouse=True)
+def _root_logging_restored() -> Iterator[None]:
+    """A command run in-process (`i2v serve` in a CliRunner) points the root logger at its
+    own stderr, which the runner closes after the command: later threads logging there
+    print "I/O operation on closed file". Each test removes the stream handlers it added
+    (pytest's own capture handlers are subclasses it manages per phase) and the level."""
+    root = logging.getLogger()
+    before, level = set(root.handlers), root.level
+    yield
+    for handler in list(root.handlers):
+        if type(handler) is logging.StreamHandler and handler not in before:
+            root.removeHandler(handler)
+    root.setLevel(level)

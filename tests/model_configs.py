@@ -15,6 +15,10 @@ def wan_config_folder(folder: Path, *, two_experts: bool, ti2v: bool) -> Path:
         "_diffusers_version": "0.42.1",
         "transformer": ["diffusers", "WanTransformer3DModel"],
         "transformer_2": ["diffusers", "WanTransformer3DModel"] if two_experts else [None, None],
+        # only Wan2.1 conditions on CLIP
+        "image_encoder": (
+            [None, None] if ti2v or two_experts else ["transformers", "CLIPVisionModel"]
+        ),
         "expand_timesteps": ti2v,
     }
     (folder / "model_index.json").write_text(json.dumps(index))

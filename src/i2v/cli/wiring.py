@@ -42,6 +42,14 @@ def load_catalog(path: Path | None, gpus: tuple[int, ...] = ()) -> Catalog:
     source = "built-in catalog" if path is None else str(path)
     catalog = read_catalog(path)
     for route in catalog:
+        unknown = sorted(
+            (route.inputs & registry.ENGINE_INPUTS) - registry.info(route.engine).takes
+        )
+        if unknown:
+            raise CatalogError(
+                f"{source}: route {route.path!r}: inputs: the {route.engine} engine does not "
+                f"take {', '.join(unknown)}; remove it from inputs"
+            )
         try:
             engine_factory(gpus)(route.engine, route.options).close()
             native = registry.native_rate(route.engine, route.options)
@@ -157,7 +165,8 @@ def build_workers(
 
 def engine_factory(gpus: tuple[int, ...] = ()) -> EngineFactory:
     """`registry.create`, giving `gpus` (`i2v worker --gpus`) to every GPU engine whose
-    route does not name its own: one job then runs across all of those devices."""
+    route does not name its own: one job then runs across all of those devices (an engine
+    that cannot split a render, LTX, runs on the first of them, with its own options)."""
     if not gpus:
         return registry.create
 

@@ -97,13 +97,11 @@ def worker(
 
 
 def _parse_gpus(value: str) -> tuple[int, ...]:
-    """`0,1,2,3` -> (0, 1, 2, 3)."""
+    """`0,1,2,3` -> (0, 1, 2, 3), checked as the catalog's `gpus` list is."""
+    from i2v.engines.diffusers.options import gpu_ids
+
     parts = [part.strip() for part in value.split(",")]
-    if not all(part.isdigit() for part in parts):
-        raise typer.BadParameter(
-            f"a list of CUDA device ids like 0,1,2,3, got {value!r}", param_hint="--gpus"
-        )
-    devices = tuple(int(part) for part in parts)
-    if len(set(devices)) != len(devices):
-        raise typer.BadParameter(f"names a device twice: {value!r}", param_hint="--gpus")
-    return devices
+    try:
+        return gpu_ids([int(part) if part.isdigit() else part for part in parts])
+    except ValueError as exc:
+        raise typer.BadParameter(f"{exc} (--gpus {value})", param_hint="--gpus") from exc

@@ -39,7 +39,8 @@ OPTIONAL_INPUTS = frozenset(
         "loras",
     }
 )
-PROMPT_MAX_LENGTH = 800  # RunComfy's schema; WaveSpeed's Dreamina pages say the same
+PROMPT_MAX_LENGTH = 800
+MAX_FPS = 120  # RunComfy's schema; WaveSpeed's Dreamina pages say the same
 
 
 class CatalogError(I2VError):
@@ -162,8 +163,10 @@ def _route(path: str, table: Any, source: str) -> Route:
         raise CatalogError(f"{where}: default resolution {resolution!r} not in 'resolutions'")
     frames = tuple(table.get("frames", FRAME_CHOICES))
     fps = table.get("fps", FPS)
-    if not frames or any(not isinstance(n, int) or n < 1 for n in frames):
-        raise CatalogError(f"{where}: 'frames' must be positive integers")
+    if not frames or any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in frames):
+        raise CatalogError(f"{where}: 'frames' must be positive integers, got {list(frames)}")
+    if isinstance(fps, bool) or not isinstance(fps, int) or not 1 <= fps <= MAX_FPS:
+        raise CatalogError(f"{where}: 'fps' must be an integer from 1 to {MAX_FPS}, got {fps!r}")
     inputs = frozenset(table.get("inputs", []))
     if inputs - OPTIONAL_INPUTS:
         raise CatalogError(

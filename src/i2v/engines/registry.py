@@ -20,10 +20,20 @@ class EngineInfo:
     description: str
     factory: str  # "module:callable"; the callable takes the route's options dict
     gpu: bool = False
-    supports_last_image: bool = False
+    # of the optional inputs only some engines have (ENGINE_INPUTS), those this one takes
+    takes: frozenset[str] = frozenset()
     # "module:callable(options) -> NativeRate | None": the one rate the route's model plays
     # at (a model trained at one rate), None when any or not known yet; "": any rate
     native_rate: str = ""
+
+    @property
+    def supports_last_image(self) -> bool:
+        return "last_image" in self.takes
+
+
+# Optional route inputs that depend on the engine: a flow shift (Wan's schedulers), LoRAs
+# (the diffusers engines), a last frame (Wan2.2 A14B, Wan2.1 FLF2V)
+ENGINE_INPUTS = frozenset({"flow_shift", "loras", "last_image"})
 
 
 @dataclass(frozen=True)
@@ -48,7 +58,7 @@ ENGINES: dict[str, EngineInfo] = {
             "Wan 2.x image-to-video through diffusers (TI2V-5B, I2V-A14B, 2.1 I2V/FLF2V).",
             "i2v.engines.diffusers:create_wan_engine",
             gpu=True,
-            supports_last_image=True,
+            takes=ENGINE_INPUTS,
             native_rate="i2v.engines.diffusers:wan_native_rate",
         ),
         EngineInfo(
@@ -56,12 +66,14 @@ ENGINES: dict[str, EngineInfo] = {
             "LTX-Video image-to-video through diffusers.",
             "i2v.engines.diffusers:create_ltx_engine",
             gpu=True,
+            takes=frozenset({"loras"}),
         ),
         EngineInfo(
             "fake",
             "Deterministic test engine: flat frames whose shade is the frame index. "
             "For testing the service, never for users.",
             "i2v.engines.fake:FakeEngine",
+            takes=frozenset({"flow_shift", "loras"}),  # carried in the job; the tests read it
         ),
     )
 }

@@ -49,6 +49,9 @@ T = TypeVar("T")
 # ride out an S3 restart without spending one of the job's attempts, which a failed
 # attempt does at once (it goes straight back to the queue).
 STORAGE_RETRY_WAITS = (0.5, 1.0, 2.0, 4.0, 8.0)
+# ...and no longer than this in all, the calls' own time included: the S3 client retries
+# each call for up to 15 s itself, and six such calls would hold the job for 100 s
+STORAGE_RETRY_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,7 @@ class WorkerConfig:
     safety: SafetyChecker | None = None  # None: outputs are never checked
     sweeper: Sweeper | None = None  # retention, run between claims; None: never swept
     storage_retry_waits: tuple[float, ...] = STORAGE_RETRY_WAITS
+    storage_retry_seconds: float = STORAGE_RETRY_SECONDS
     observer: JobObserver | None = None  # told of each job (`i2v.metrics.JobMetrics`)
 
 
@@ -199,11 +203,15 @@ class Worker:
 
     def _stored(self, action: Callable[[], T], lease: Lease) -> T:
         """`action` on object storage, tried again within this attempt (the lease still
-        held, a cancel still heard) while the storage is unavailable."""
+        held, a cancel still heard) while the storage is unavailable, within
+        `storage_retry_seconds` in all."""
+        deadline = time.monotonic() + self.config.storage_retry_seconds
         for wait in self.config.storage_retry_waits:
             try:
                 return action()
             except StorageUnavailable as exc:
+                if time.monotonic() + wait >= deadline:
+                    raise
                 log.warning("%s: %s; trying again in %g s", self.worker_id, exc.message, wait)
             lease.check()
             time.sleep(wait)

@@ -24,12 +24,16 @@ from i2v.store import Store, utcnow
 log = logging.getLogger("i2v.sweeper")
 
 BATCH = 100  # rows per read; a sweep goes on until nothing is due
+# One pass between claims stops after this long, so a backlog (a retention just turned on,
+# a long S3 outage) never holds a worker from its queue; the next gap sweeps on.
+PASS_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
 class Swept:
     predictions: int  # predictions whose media were deleted
     uploads: int  # unused uploads deleted
+    more: bool = False  # the pass ran out of time with more due
 
 
 class Sweeper:
@@ -63,19 +67,24 @@ class Sweeper:
             started = self._monotonic()
             if self._last is not None and started - self._last < self._every_s:
                 return None
-            self._last = started
-            return self.sweep()
+            swept = self.sweep(deadline=started + PASS_SECONDS)
+            # a pass cut short goes on at the next gap between claims, not `every_s` later
+            self._last = None if swept.more else started
+            return swept
         except Exception:
             log.exception("retention sweep failed; retrying in %.0f s", self._every_s)
             return None
         finally:
             self._lock.release()
 
-    def sweep(self) -> Swept:
-        """Delete everything due now; `StorageUnavailable` stops it (tried again later)."""
+    def sweep(self, *, deadline: float | None = None) -> Swept:
+        """Delete everything due now, or what a batch at a time gets through before
+        `deadline` (on the sweeper's monotonic clock); `StorageUnavailable` stops it
+        (tried again later)."""
         now = self._now()
         predictions = uploads = 0
         cutoff = self._retention.finished_before(now)
+        more = False
         while cutoff is not None:
             due = self._store.expiry.due(cutoff, limit=BATCH)
             for p in due:
@@ -83,7 +92,10 @@ class Sweeper:
             predictions += self._store.expiry.expired([p.id for p in due])
             if len(due) < BATCH:
                 break
-        while True:
+            if self._past(deadline):
+                more = True
+                break
+        while not more:
             keys = self._store.uploads.due(self._retention.uploaded_before(now), limit=BATCH)
             for key in keys:
                 self._storage.delete(key)
@@ -91,8 +103,15 @@ class Sweeper:
             uploads += len(keys)
             if len(keys) < BATCH:
                 break
+            more = self._past(deadline)
         if predictions or uploads:
             log.info(
-                "retention: deleted the media of %d predictions, %d uploads", predictions, uploads
+                "retention: deleted the media of %d predictions, %d uploads%s",
+                predictions,
+                uploads,
+                "; more are due, the next pass goes on" if more else "",
             )
-        return Swept(predictions=predictions, uploads=uploads)
+        return Swept(predictions=predictions, uploads=uploads, more=more)
+
+    def _past(self, deadline: float | None) -> bool:
+        return deadline is not None and self._monotonic() >= deadline

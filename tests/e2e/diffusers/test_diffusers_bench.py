@@ -72,7 +72,8 @@ def _rows(table: str) -> dict[tuple[str, str], str]:
 def test_smoke_on_cpu_renders_each_option_and_skips_what_a_cpu_cannot(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    argv = ["--smoke", "--device", "cpu", "--only", "wan-ti2v,ltx", "--jobs", "2"]
+    # a subset: the whole smoke is every tiny model x every option (bench/gpu.py --smoke)
+    argv = ["--smoke", "--device", "cpu", "--only", "wan-ti2v", "--jobs", "2"]
     argv += ["--options", "lora,fp8=layerwise,offload=group"]
 
     assert _bench().main(argv) == 0
@@ -82,9 +83,6 @@ def test_smoke_on_cpu_renders_each_option_and_skips_what_a_cpu_cannot(
         ("wan-ti2v", "lora"): "ok",
         ("wan-ti2v", "fp8=layerwise"): "ok",
         ("wan-ti2v", "offload=group"): "skipped",
-        ("ltx", "lora"): "ok",
-        ("ltx", "fp8=layerwise"): "ok",
-        ("ltx", "offload=group"): "skipped",
     }
     assert "a CPU has no GPU" in out  # a skip says why
     assert "fp8=layerwise" in out.split("| wan-ti2v | fp8=layerwise | ok |")[1].splitlines()[0]

@@ -26,15 +26,21 @@ from i2v.engines.diffusers.process import ChildState, ProcessEngine
 from jobs import generation_request
 
 
-def stand_in(conn: Connection, family: str, options: dict[str, Any], *, behaviour: str) -> None:
+def stand_in(conn: Connection, family: str, options: EngineOptions, *, behaviour: str) -> None:
     """A child that loads nothing and renders black frames, except as `behaviour` says:
 
     oom_unless_sequential  every render fails with out_of_memory (and the process exits)
                            unless it was started with offload=sequential
     busy_after_cancel      after Cancel, sends Busy for 1.5 s (a decode) and then answers
     hung_after_cancel      after Cancel, sends nothing ever again
+    oom_placing_auto       with offload=auto, fails its load out of memory while placing
+                           the pipeline with the mode `auto` chose on a mid-size card, model
     """
-    offload = options["offload"] if options["offload"] != "auto" else "none"
+    if behaviour == "oom_placing_auto" and options.offload == "auto":
+        failed = "placing the pipeline with offload=model: CUDA out of memory"
+        conn.send(messages.Failed(failed, out_of_memory=True, during_load=True, offload="model"))
+        return
+    offload = options.offload if options.offload != "auto" else "none"
     conn.send(messages.Ready(f"stand-in ({behaviour})", offload))
     while True:
         message = conn.recv()
@@ -164,3 +170,20 @@ def test_a_cancelled_child_that_falls_silent_is_killed_and_replaced(
         assert engine.pid not in (None, pid)
     finally:
         engine.close()
+
+
+def test_an_oom_while_loading_steps_down_from_the_mode_auto_chose(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    engine = _engine(tmp_path, "oom_placing_auto", offload="auto")
+    try:
+        with caplog.at_level(logging.WARNING, logger="i2v.engines.diffusers"):
+            with pytest.raises(EngineCrashed) as crashed:
+                list(engine.render(_request(), _ignore))
+            assert crashed.value.out_of_memory is True
+            assert len(list(engine.render(_request(), _ignore))) == 9
+    finally:
+        engine.close()
+    # `auto` had chosen model, not none: one step down from it is group
+    assert engine.offload == "group"
+    assert "with offload=model; the next child uses offload=group" in caplog.text

@@ -127,3 +127,27 @@ def test_out_of_memory_errors_are_recognised() -> None:
 
     assert loading.is_out_of_memory(RuntimeError("CUDA out of memory. Tried to allocate 2 GiB"))
     assert not loading.is_out_of_memory(RuntimeError("shape mismatch"))
+
+
+@pytest.mark.parametrize(
+    ("size", "area", "multiple", "gpus"),
+    [
+        ((1280, 704), sizing.WAN_TI2V_AREAS["720p"], 32, 3),  # 40 x 22 cells: not by 3
+        ((1024, 768), sizing.WAN_14B_AREAS["720p"], 16, 8),  # 69 x 52 cells: not by 8
+        ((1024, 768), sizing.WAN_TI2V_AREAS["720p"], 32, 6),
+        ((832, 480), sizing.WAN_14B_AREAS["480p"], 16, 4),
+    ],
+)
+def test_a_split_over_gpus_gets_a_token_grid_they_divide(
+    size: tuple[int, int], area: int, multiple: int, gpus: int
+) -> None:
+    width, height = sizing.native_size(*size, area, multiple, cells_divisor=gpus)
+    assert width % multiple == 0
+    assert height % multiple == 0
+    assert (width // multiple) * (height // multiple) % gpus == 0
+    # near the request's shape and the model's area
+    assert abs(width / height - size[0] / size[1]) < 0.08
+    assert abs(width * height / area - 1) < 0.07
+    assert sizing.native_size(*size, area, multiple) == sizing.native_size(
+        *size, area, multiple, cells_divisor=1
+    )

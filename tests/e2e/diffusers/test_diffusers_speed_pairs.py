@@ -40,8 +40,9 @@ SPEED_SETTINGS: list[Setting] = [
 
 # The pairs refused at catalog load, and why (the options module says it to the operator)
 REFUSED: set[frozenset[Setting]] = {
-    # torch._dynamo Unsupported inside the cache hook on the first render
+    # torch._dynamo Unsupported inside the cache hooks on the first render (CPU too)
     frozenset({("compile", True), ("first_block_cache", 0.1)}),
+    frozenset({("compile", True), ("taylorseer_cache", 2)}),
     # the offload hooks move weights inside forward, in torch.compiler.disable'd hooks that
     # fullgraph cannot call (both seen failing on an H200; compile + offload=model renders)
     frozenset({("compile", True), ("offload", "group")}),
@@ -141,8 +142,11 @@ def test_each_accepted_pair_renders_on_a_tiny_model(
             assert f"{name}={expected}" in renderer.description
 
 
-def test_compile_with_first_block_cache_really_fails_so_the_refusal_is_needed(
-    weights: dict[str, Path],
+@pytest.mark.parametrize(
+    "cache", [{"first_block_cache": 0.1}, {"taylorseer_cache": 2, "steps": 6}], ids=str
+)
+def test_compile_with_a_step_cache_really_fails_so_the_refusal_is_needed(
+    weights: dict[str, Path], cache: dict[str, Any]
 ) -> None:
     """The refusal stays only while the pair fails: this renders it past the catalog
     check (on a CPU too: dynamo refuses the cache hook before any kernel is built). If a
@@ -151,12 +155,14 @@ def test_compile_with_first_block_cache_really_fails_so_the_refusal_is_needed(
     from i2v.engines.diffusers.options import EngineOptions
 
     options = EngineOptions(
-        weights=str(weights["ltx"]),
-        compile=True,
-        first_block_cache=0.1,
-        steps=2,
-        max_sequence_length=16,
-        max_area=32 * 32,
+        **{
+            "weights": str(weights["ltx"]),
+            "compile": True,
+            "steps": 2,
+            "max_sequence_length": 16,
+            "max_area": 32 * 32,
+        }
+        | cache
     )
     renderer = LTXRenderer(options)
     image = np.zeros((48, 64, 3), np.uint8)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ from i2v.cli.worker import worker
 from i2v.domain.catalog import CatalogError
 from i2v.domain.errors import Cancelled, EngineCrashed, EngineError
 from i2v.engines import registry
-from i2v.engines.diffusers import create_wan_engine, parallel
+from i2v.engines.diffusers import create_wan_engine, messages, parallel, process
 from i2v.engines.diffusers.options import EngineOptions, parse_options
 from i2v.engines.diffusers.process import ProcessEngine
 from jobs import generation_request
@@ -90,17 +91,20 @@ def test_two_cpu_ranks_render_what_one_process_renders(
         single.close()
 
 
-def test_a_failed_render_stops_the_group_and_a_dead_rank_crashes_it(
+def test_a_refused_request_keeps_the_group_and_a_dead_rank_crashes_it(
     group: ProcessEngine,
 ) -> None:
     image = np.full((32, 64, 3), 90, np.uint8)
-    # every rank fails the same check; the ranks' states are not trusted after a failure
-    with pytest.raises(EngineError, match="non-empty prompt"):
-        list(group.render(generation_request(image, prompt=" ", **SIZE), lambda *_: None))
-    assert group.rank_pids == []
-
     group.start()
     first = group.rank_pids
+    assert len(first) == 2
+    # every rank refuses the same request in the same check, before any collective: the
+    # group stays warm, as one process does, and renders the next request
+    with pytest.raises(EngineError, match="non-empty prompt"):
+        list(group.render(generation_request(image, prompt=" ", **SIZE), lambda *_: None))
+    assert group.rank_pids == first
+    assert _render(group).shape == (9, 32, 64, 3)
+    assert group.rank_pids == first
 
     def kill_rank_1(done: int, total: int, stage: str) -> None:
         if stage == "denoising" and done == 1:
@@ -115,6 +119,49 @@ def test_a_failed_render_stops_the_group_and_a_dead_rank_crashes_it(
     fresh = group.rank_pids
     assert len(fresh) == 2
     assert not set(fresh) & set(first)
+
+
+def rank_0_in_a_stuck_collective(conn: Any, family: str, options: EngineOptions) -> None:
+    """A stand-in rank 0 that, once rendering, waits in a collective for a rank that
+    failed: it sends only heartbeats, until the collective's timeout (30 s here)."""
+    conn.send(messages.Ready("stand-in rank 0"))
+    while not isinstance(conn.recv(), messages.Render):
+        pass
+    deadline = time.monotonic() + 30.0
+    while time.monotonic() < deadline:
+        conn.send(messages.Busy())
+        time.sleep(0.1)
+    conn.send(messages.Failed("collective timed out"))
+    conn.recv()
+
+
+def rank_1_failing_slow_to_exit(conn: Any, family: str, options: EngineOptions) -> None:
+    """A stand-in rank 1 that fails its render and then takes its time to exit (say a
+    CUDA teardown that hangs)."""
+    while not isinstance(conn.recv(), messages.Render):
+        pass
+    conn.send(messages.Failed("rank 1: RuntimeError: a kernel failed"))
+    conn.recv()
+
+
+def test_a_failed_rank_is_heard_while_rank_0_waits_for_it(tmp_path: Path) -> None:
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    (folder / "model_index.json").write_text("{}")
+    engine = ProcessEngine(
+        "wan", EngineOptions(weights=str(folder)), child_main=rank_0_in_a_stuck_collective
+    )
+    try:
+        engine.start()
+        # the parent's side of a group: its ranks > 0, started as `_start_peers` does
+        conn = engine._spawn(rank_1_failing_slow_to_exit, "rank1", engine.options)
+        engine._peers.append(process._Rank(*conn))
+        image = np.full((32, 64, 3), 90, np.uint8)
+        with pytest.raises(EngineError, match="rank 1: RuntimeError: a kernel failed"):
+            list(engine.render(generation_request(image, **SIZE), lambda *_: None))
+        assert engine.rank_pids == []
+    finally:
+        engine.close()
 
 
 def test_a_machine_without_the_gpus_renders_in_one_process(
@@ -165,6 +212,34 @@ def test_launch_plans() -> None:
 def test_the_catalog_refuses_what_context_parallelism_cannot_do(option: str, value: Any) -> None:
     with pytest.raises(CatalogError, match=rf"gpus = \(0, 1\) cannot be combined with {option}"):
         parse_options({"weights": "org/name", "gpus": [0, 1], option: value}, "wan")
+
+
+def test_the_catalog_refuses_gpus_that_do_not_divide_the_heads(
+    weights: dict[str, Path],
+) -> None:
+    # the tiny Wan has 2 attention heads: 3 ranks cannot each take whole heads
+    options = _options(weights, gpus=[0, 1, 2], parallel_on_cpu=True)
+    with pytest.raises(
+        CatalogError, match=r"gpus: \[0, 1, 2\].* 3 GPUs do not divide .* 2 attention heads.*\(2\)"
+    ):
+        parse_options(options, "wan")
+    assert parse_options(_options(weights, gpus=[0, 1]), "wan").gpus == (0, 1)
+
+
+def test_an_engine_that_does_not_split_takes_options_a_group_cannot(
+    weights: dict[str, Path],
+) -> None:
+    # LTX renders alone on the first GPU, so what a group refuses is fine on its routes
+    options = tiny.tiny_options(
+        "ltx", weights["ltx"], offload="model", first_block_cache=0.1, device="cpu"
+    )
+    ltx = wiring.engine_factory((0, 1))("ltx", options)
+    try:
+        assert isinstance(ltx, ProcessEngine)
+        assert ltx.options.gpus == (0, 1)
+        assert parallel.plan_launch("ltx", ltx.options).ranks == 1
+    finally:
+        ltx.close()
 
 
 def test_gpus_must_be_device_ids() -> None:

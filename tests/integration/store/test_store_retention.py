@@ -15,7 +15,8 @@ from i2v.domain.retention import Retention
 from i2v.storage import LocalStorage, S3Storage, Storage
 from i2v.storage.keys import input_key, output_key, upload_key
 from i2v.store import Store
-from i2v.worker.sweeper import Sweeper
+from i2v.worker import sweeper as sweeper_module
+from i2v.worker.sweeper import Sweeper, Swept
 from jobs import job_spec
 from s3server import S3Server
 
@@ -120,3 +121,27 @@ def test_sweeps_at_most_every_interval(store: Store, storage: Storage, clock: Fa
         True,
         False,
     ]
+
+
+def test_a_backlog_is_swept_a_time_budget_at_a_time_between_claims(
+    store: Store,
+    storage: Storage,
+    clock: FakeClock,
+    make: Make,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(sweeper_module, "BATCH", 2)
+    for _ in range(3):
+        store.queue.submit(_with_input(storage, make))
+        _render(store, storage)
+    # a pass reads the clock when it starts and after each full batch
+    ticks = iter([0.0, 6.0, 7.0])
+    sweeper = Sweeper(
+        store, storage, Retention(hours=1), every_s=60, now=clock, monotonic=lambda: next(ticks)
+    )
+    clock.advance(2 * HOUR)
+
+    first = sweeper.maybe_sweep()  # one batch of 2, and at 6 s it is past its 5 s budget
+    assert first == Swept(predictions=2, uploads=0, more=True)
+    second = sweeper.maybe_sweep()  # at 7 s, not 60 s later: the backlog goes on at once
+    assert second == Swept(predictions=1, uploads=0, more=False)

@@ -132,6 +132,33 @@ def test_an_outage_longer_than_the_retries_returns_the_job_for_another_attempt(
     store.close()
 
 
+class SlowFlakyStorage(FlakyStorage):
+    """Each failure takes 0.2 s, as an S3 client's own retries of one call do (15 s)."""
+
+    def put_file(self, key: str, path: Path) -> None:
+        if self.tries < self.failures:
+            time.sleep(0.2)
+        super().put_file(key, path)
+
+
+def test_storage_retries_stop_at_their_deadline_however_slow_each_call(tmp_path: Path) -> None:
+    store = Store.open(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    storage = SlowFlakyStorage(tmp_path / "media", failures=10)
+    config = WorkerConfig(
+        lease_seconds=30,
+        heartbeat_seconds=0.2,
+        poll_seconds=0.05,
+        storage_retry_waits=(0, 0, 0, 0, 0),
+        storage_retry_seconds=0.3,
+    )
+    p = submit(store, storage)
+    Worker(store, storage, registry.create, config).run_once()
+    done = store.predictions.get(p.id)
+    # fails at 0.2 s (tried again: before 0.3 s), fails at 0.4 s (past it: the attempt ends)
+    assert (done.status, done.attempt, storage.tries) == (Status.QUEUED, 1, 2)
+    store.close()
+
+
 def test_a_database_outage_leaves_the_job_to_its_lease(tmp_path: Path) -> None:
     """Neither failed nor finished: the row still says running under this attempt, and
     the lease's expiry will return it (nothing is recorded while the database is down)."""

@@ -145,3 +145,60 @@ def test_a_segment_holds_at_least_one_latent_frame_more_than_the_first(
     assert f"max_frames_per_segment: must be 0 (the model's) or at least {least}, got" in (
         refused.value.message
     )
+
+
+def test_the_wan_family_is_read_from_positive_evidence_only(tmp_path: Path) -> None:
+    from i2v.engines.diffusers import variants
+    from model_configs import wan_config_folder
+
+    def family(folder: Path) -> str | None:
+        found = variants.read_variant(str(folder))
+        return found.name if found else None
+
+    assert family(wan_config_folder(tmp_path / "a", two_experts=False, ti2v=True)) == (
+        "Wan2.2 TI2V-5B"
+    )
+    assert family(wan_config_folder(tmp_path / "b", two_experts=True, ti2v=False)) == (
+        "Wan2.2 I2V-A14B"
+    )
+    assert family(wan_config_folder(tmp_path / "c", two_experts=False, ti2v=False)) == (
+        "Wan2.1 I2V-14B"
+    )
+    # text-to-video (or a TI2V export without expand_timesteps): no family, not Wan2.1
+    t2v = _folder(tmp_path, "t2v", transformer_2=[None, None], image_encoder=[None, None])
+    assert family(t2v) is None
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"flow_shift": float("nan")}, r"flow_shift: must be a finite number, got nan"),
+        ({"guidance_scale": float("inf")}, r"guidance_scale: must be a finite number, got inf"),
+        ({"cancel_silence_seconds": float("inf")}, r"cancel_silence_seconds: must be a finite"),
+        (
+            {"loras": [{"path": "o/n/x.safetensors", "scale": float("nan")}]},
+            r"scale: must be a fin",
+        ),
+    ],
+)
+def test_non_finite_numbers_are_refused(options: dict[str, Any], message: str) -> None:
+    with pytest.raises(CatalogError, match=message):
+        parse_options({"weights": "o/w"} | options, "wan")
+
+
+def test_a_fixed_schedule_preset_refuses_another_step_count_or_a_shift(tmp_path: Path) -> None:
+    with pytest.raises(CatalogError, match=r"steps: preset 'dmd' samples at the 3 fixed levels"):
+        parse_options({"weights": "o/w", "preset": "dmd", "steps": 4}, "wan")
+    with pytest.raises(CatalogError, match=r"flow_shift: preset 'dmd' samples at fixed noise"):
+        parse_options({"weights": "o/w", "preset": "dmd", "flow_shift": 5.0}, "wan")
+    with pytest.raises(CatalogError, match=r"steps: preset 'distilled' samples at the 8"):
+        parse_options({"weights": "o/l", "preset": "distilled", "steps": 30}, "ltx")
+    assert parse_options({"weights": "o/l", "preset": "distilled", "steps": 8}, "ltx")
+
+
+def test_ltx_condition_segments_hold_the_nine_shared_frames_and_eight_new() -> None:
+    condition = {"weights": "o/l", "pipeline": "condition", "max_frames_per_segment": 9}
+    with pytest.raises(CatalogError, match=r"max_frames_per_segment: .* at least 17, got 9"):
+        parse_options(condition, "ltx")
+    assert parse_options(condition | {"max_frames_per_segment": 17}, "ltx")
+    assert parse_options(condition | {"pipeline": "i2v"}, "ltx")

@@ -4,13 +4,14 @@ engine's second allowlist check (pure: no torch)."""
 from __future__ import annotations
 
 import json
+import pickle
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from i2v.domain.catalog import CatalogError
-from i2v.engines.diffusers.options import is_local_lora, parse_options
+from i2v.engines.diffusers.options import RouteLora, is_local_lora, parse_options
 
 
 def _weights(tmp_path: Path, **components: Any) -> str:
@@ -38,10 +39,10 @@ def test_loras_and_allowlist_parse(tmp_path: Path) -> None:
         },
         "wan",
     )
-    assert parsed.loras == ((lora, 1.0, "high"), (lora, 0.5, "low"))
+    assert parsed.loras == (RouteLora(lora, 1.0, "high"), RouteLora(lora, 0.5, "low"))
     assert parsed.lora_allowlist == (lora, "owner/repo", "owner/repo/sub/file.safetensors")
     # plain values: the options pickle into the child unchanged
-    assert parsed.to_dict()["loras"] == parsed.loras
+    assert pickle.loads(pickle.dumps(parsed)) == parsed
 
 
 @pytest.mark.parametrize(

@@ -22,7 +22,7 @@ from typing import Any
 
 from i2v.domain.errors import EngineError
 from i2v.domain.job import Lora
-from i2v.engines.diffusers.options import EngineOptions, is_local_lora
+from i2v.engines.diffusers.options import EngineOptions, RouteLora, is_local_lora
 
 logger = logging.getLogger(__name__)
 
@@ -43,26 +43,26 @@ class Adapters:
         self.loaded: dict[tuple[str, str], str] = {}  # (path, component) -> adapter name
         self.allowed = set(options.lora_allowlist)
 
-    def wanted(self, request_loras: Iterable[Lora]) -> list[tuple[str, float, str]]:
-        """(path, scale, expert) for the route's LoRAs and then the request's."""
+    def wanted(self, request_loras: Iterable[Lora]) -> list[RouteLora]:
+        """The route's LoRAs and then the request's (into `transformer`)."""
         chosen = list(self.options.loras)
         for index, lora in enumerate(request_loras):
             if lora.path not in self.allowed:
                 raise EngineError(
                     f"loras[{index}].path: {lora.path!r} is not in this route's lora_allowlist"
                 )
-            chosen.append((lora.path, float(lora.scale), "high"))
+            chosen.append(RouteLora(lora.path, float(lora.scale), "high"))
         return chosen
 
     def apply(self, request_loras: Iterable[Lora]) -> None:
         """Select exactly these LoRAs (loading any not seen yet) for the next render."""
         active: dict[str, tuple[list[str], list[float]]] = {}
-        for path, scale, expert in self.wanted(request_loras):
-            for component in COMPONENTS[expert]:
-                name = self._load(path, component)
+        for lora in self.wanted(request_loras):
+            for component in COMPONENTS[lora.expert]:
+                name = self._load(lora.path, component)
                 names, scales = active.setdefault(component, ([], []))
                 names.append(name)
-                scales.append(scale)
+                scales.append(lora.scale)
         for component in ("transformer", "transformer_2"):
             model = getattr(self.pipe, component, None)
             if model is None or not any(c == component for _, c in self.loaded):

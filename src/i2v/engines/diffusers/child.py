@@ -31,7 +31,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from i2v.domain.request import GenerationRequest
-from i2v.engines.diffusers import messages
+from i2v.engines.diffusers import messages, offload
 from i2v.engines.diffusers.options import EngineOptions
 
 
@@ -88,6 +88,14 @@ class Ranks(Protocol):
         """Every rank calls this at the same points of a render; all get rank 0's `stop`."""
         ...
 
+    def begin(self) -> None:
+        """A render starts (before the renderer runs its checks)."""
+        ...
+
+    def refused(self, exc: BaseException) -> bool:
+        """Whether `exc` refused this render on every rank alike, leaving the group warm."""
+        ...
+
 
 class Sender(Protocol):
     def send(self, message: messages.FromChild) -> None: ...
@@ -123,11 +131,11 @@ class ShutdownRequested(Exception):
     """The parent asked the child to exit while a render was running."""
 
 
-def main(conn: Connection, family: str, options: dict[str, Any]) -> None:
+def main(conn: Connection, family: str, options: EngineOptions) -> None:
     channel = Channel(conn)
     quiet_libraries()
     forward_logs(channel)
-    serve(channel, family, EngineOptions(**options))
+    serve(channel, family, options)
 
 
 def serve(
@@ -139,7 +147,14 @@ def serve(
         renderer = load(family, options)
         description = renderer.description if ranks is None else ranks.prepare(renderer)
     except BaseException as exc:
-        channel.send(messages.Failed(describe(exc), out_of_memory=is_oom(exc), during_load=True))
+        channel.send(
+            messages.Failed(
+                describe(exc),
+                out_of_memory=is_oom(exc),
+                during_load=True,
+                offload=exc.offload if isinstance(exc, offload.PlacementError) else "",
+            )
+        )
         return
     channel.send(messages.Ready(description, renderer.loaded.offload))
     while True:
@@ -198,6 +213,8 @@ def _render(
         _check_cancel(channel, ranks)
 
     count = 0
+    if ranks is not None:
+        ranks.begin()
     try:
         with heartbeat(channel, heartbeat_seconds):
             for frame in renderer(render.request, step):
@@ -209,7 +226,8 @@ def _render(
     except ShutdownRequested:
         return None
     except Exception as exc:
-        return messages.Failed(describe(exc), out_of_memory=is_oom(exc))
+        refused = ranks is not None and ranks.refused(exc)
+        return messages.Failed(describe(exc), out_of_memory=is_oom(exc), refused=refused)
     finally:
         renderer.pipe.maybe_free_model_hooks()
     return count

@@ -77,7 +77,10 @@ def load_pipeline(
     if options.fp8:
         store_fp8(transformers, options.fp8, dtype)
     offload = pipeline_offload(options.offload, pipe, device)
-    place(pipe, device, offload)
+    try:
+        place(pipe, device, offload)
+    except Exception as exc:
+        raise offload_modes.PlacementError(offload, exc) from exc
 
     # 4. Speed options, each off unless the catalog asks (tiling: on for CUDA)
     tiling = options.vae_tiling if options.vae_tiling is not None else device.type == "cuda"

@@ -32,10 +32,9 @@ from i2v.domain.errors import EngineError
 from i2v.domain.request import GenerationRequest
 from i2v.engines.diffusers import loading, segments, sizing
 from i2v.engines.diffusers.adapters import Adapters
-from i2v.engines.diffusers.options import EngineOptions
-from i2v.engines.diffusers.presets import LTX_DISTILLED, Preset, preset_for
+from i2v.engines.diffusers.options import EngineOptions, condition_pipeline
+from i2v.engines.diffusers.presets import Preset, preset_for
 from i2v.engines.diffusers.segments import StepHook
-from i2v.engines.diffusers.weights import read_model_index
 
 STEPS = 40
 GUIDANCE_SCALE = 3.0
@@ -165,15 +164,5 @@ class LTXRenderer:
 
 
 def choose_pipeline(options: EngineOptions) -> Any:
-    """`auto`: the condition pipeline when the weights were saved as one or the preset
-    is `distilled` (its checkpoints are loaded as one), else i2v."""
-    if options.pipeline == "condition" or (
-        options.pipeline == "auto" and options.preset == LTX_DISTILLED.name
-    ):
-        return LTXConditionPipeline
-    if options.pipeline == "i2v":
-        return LTXImageToVideoPipeline
-    index = read_model_index(options.weights, options.cache_dir)
-    if index is not None and index.class_name == "LTXConditionPipeline":
-        return LTXConditionPipeline
-    return LTXImageToVideoPipeline
+    """`LTXConditionPipeline` where `options.condition_pipeline` says so, else i2v."""
+    return LTXConditionPipeline if condition_pipeline(options) else LTXImageToVideoPipeline

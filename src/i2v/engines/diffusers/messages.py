@@ -111,6 +111,12 @@ class Failed:
     cancelled: bool = False
     out_of_memory: bool = False
     during_load: bool = False
+    # a load that failed placing the pipeline: the offload mode it was placed with (what
+    # `auto` chose), so that an out-of-memory error steps down from that mode
+    offload: str = ""
+    # a group's render refused before any rank met another (the same I2VError from the
+    # same checks on every rank): the group stays warm, as one process does
+    refused: bool = False
 
 
 ToChild = Render | Cancel | Shutdown | Rendezvous

@@ -66,3 +66,12 @@ def step_down(mode: str) -> str | None:
     """The next more memory-saving mode after an out-of-memory error; None after the last."""
     index = OFFLOAD_STEPS.index(mode)
     return OFFLOAD_STEPS[index + 1] if index + 1 < len(OFFLOAD_STEPS) else None
+
+
+class PlacementError(Exception):
+    """Placing a loaded pipeline on its device failed (typically out of GPU memory);
+    `offload` is the mode it was placed with, which `auto` chose in the child."""
+
+    def __init__(self, offload: str, cause: Exception) -> None:
+        super().__init__(f"placing the pipeline with offload={offload}: {cause}")
+        self.offload = offload

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
+import json
+import math
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from i2v.domain.catalog import CatalogError
-from i2v.engines.diffusers.presets import LTX_DISTILLED, PRESETS
+from i2v.engines.diffusers.presets import LTX_DISTILLED, PRESETS, wrong_family
 from i2v.engines.diffusers.variants import read_variant
 from i2v.engines.diffusers.weights import read_model_index
 
@@ -62,6 +64,15 @@ CANCEL_SILENCE_SECONDS = 300.0
 
 
 @dataclass(frozen=True)
+class RouteLora:
+    """A LoRA a route applies to every request, into one of the transformers."""
+
+    path: str  # a local file, or a repo id (owner/name[/file]) in the Hugging Face cache
+    scale: float = 1.0
+    expert: str = "high"  # one of LORA_EXPERTS
+
+
+@dataclass(frozen=True)
 class EngineOptions:
     weights: str
     local_files_only: bool = True
@@ -94,7 +105,7 @@ class EngineOptions:
     decode_noise_scale: float = 0.025
     cancel_silence_seconds: float = CANCEL_SILENCE_SECONDS
     # LoRAs applied to every request of the route: (path, scale, expert) each
-    loras: tuple[tuple[str, float, str], ...] = ()
+    loras: tuple[RouteLora, ...] = ()
     # LoRA paths or cached repo ids a request may name in its `loras` input
     lora_allowlist: tuple[str, ...] = ()
     # CUDA devices for one render: (): the device option decides; one id: that GPU; several:
@@ -103,9 +114,6 @@ class EngineOptions:
     # for tests: with device = cpu and several gpus, run that many CPU ranks (gloo) instead
     # of falling back to one process
     parallel_on_cpu: bool = False
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 _FIELDS = EngineOptions.__dataclass_fields__
@@ -137,8 +145,9 @@ def parse_options(options: dict[str, Any], engine: str) -> EngineOptions:
     _check_choice(where, "dtype", parsed.dtype, DTYPE_CHOICES)
     _check_choice(where, "resolution", parsed.resolution, RESOLUTION_CHOICES)
     _check_choice(where, "pipeline", parsed.pipeline, LTX_PIPELINES)
-    # one segment must hold the first frame and one latent frame more (Wan 4 + 1, LTX 8 + 1)
-    least = {"wan": 5, "ltx": 9}[engine]
+    # one segment must hold the frames it shares with the one before (LTX Condition: 9, a
+    # video condition; else the first) and one latent frame more (Wan 4, LTX 8)
+    least = 5 if engine == "wan" else 17 if condition_pipeline(parsed) else 9
     if 0 < parsed.max_frames_per_segment < least:
         raise CatalogError(
             f"{where}.max_frames_per_segment: must be 0 (the model's) or at least {least}, "
@@ -166,9 +175,21 @@ def parse_options(options: dict[str, Any], engine: str) -> EngineOptions:
     if not (parsed.device == "auto" or parsed.device == "cpu" or parsed.device.startswith("cuda")):
         raise CatalogError(f"{where}.device: must be auto, cpu or cuda[:N], got {parsed.device!r}")
     _check_family(where, engine, parsed)
-    _check_pairs(where, parsed)
+    _check_pairs(where, engine, parsed)
+    _check_heads(where, engine, parsed)
     _check_lora_experts(where, engine, parsed)
     return parsed
+
+
+def condition_pipeline(options: EngineOptions) -> bool:
+    """Whether an LTX route runs `LTXConditionPipeline`: asked for, the `distilled` preset
+    (its checkpoints are loaded as one) with `auto`, or `auto` on weights saved as one."""
+    if options.pipeline != "auto":
+        return options.pipeline == "condition"
+    if options.preset == LTX_DISTILLED.name:
+        return True
+    index = read_model_index(options.weights, options.cache_dir)
+    return index is not None and index.class_name == "LTXConditionPipeline"
 
 
 def is_local_lora(path: str) -> bool:
@@ -191,7 +212,7 @@ def _check_lora_path(where: str, path: Any) -> str:
     return path
 
 
-def _parse_loras(where: str, value: Any) -> tuple[tuple[str, float, str], ...]:
+def _parse_loras(where: str, value: Any) -> tuple[RouteLora, ...]:
     where = f"{where}.loras"
     if not isinstance(value, list):
         raise CatalogError(f"{where}: must be a list of tables {{path, scale, expert}}")
@@ -207,11 +228,15 @@ def _parse_loras(where: str, value: Any) -> tuple[tuple[str, float, str], ...]:
             raise CatalogError(f"{here}.path: required")
         path = _check_lora_path(f"{here}.path", item["path"])
         scale = item.get("scale", 1.0)
-        if isinstance(scale, bool) or not isinstance(scale, int | float):
-            raise CatalogError(f"{here}.scale: must be a number, got {scale!r}")
+        if (
+            isinstance(scale, bool)
+            or not isinstance(scale, int | float)
+            or not math.isfinite(scale)
+        ):
+            raise CatalogError(f"{here}.scale: must be a finite number, got {scale!r}")
         expert = item.get("expert", "high")
         _check_choice(here, "expert", expert, LORA_EXPERTS)
-        parsed.append((path, float(scale), str(expert)))
+        parsed.append(RouteLora(path, float(scale), str(expert)))
     return tuple(parsed)
 
 
@@ -222,19 +247,27 @@ def _parse_allowlist(where: str, value: Any) -> tuple[str, ...]:
     return tuple(_check_lora_path(f"{where}[{i}]", path) for i, path in enumerate(value))
 
 
-def _parse_gpus(where: str, value: Any) -> tuple[int, ...]:
-    where = f"{where}.gpus"
+def gpu_ids(value: Any) -> tuple[int, ...]:
+    """CUDA device ids (the catalog's `gpus`, `i2v worker --gpus`), each named once;
+    ValueError saying the rule otherwise."""
     if not isinstance(value, list | tuple) or any(
         isinstance(gpu, bool) or not isinstance(gpu, int) or gpu < 0 for gpu in value
     ):
-        raise CatalogError(f"{where}: must be a list of CUDA device ids like [0, 1], got {value!r}")
+        raise ValueError(f"must be a list of CUDA device ids like [0, 1], got {value!r}")
     if len(set(value)) != len(value):
-        raise CatalogError(f"{where}: names a device twice, got {list(value)}")
+        raise ValueError(f"names a device twice, got {list(value)}")
     return tuple(value)
 
 
+def _parse_gpus(where: str, value: Any) -> tuple[int, ...]:
+    try:
+        return gpu_ids(value)
+    except ValueError as exc:
+        raise CatalogError(f"{where}.gpus: {exc}") from exc
+
+
 def _check_lora_experts(where: str, engine: str, parsed: EngineOptions) -> None:
-    low = [path for path, _, expert in parsed.loras if expert != "high"]
+    low = [lora.path for lora in parsed.loras if lora.expert != "high"]
     if low:
         _needs_transformer_2(
             f"{where}.loras",
@@ -275,14 +308,23 @@ def _check_preset(where: str, engine: str, parsed: EngineOptions) -> None:
             f"engine, got {parsed.preset!r}"
         )
     preset = known[parsed.preset]
-    if preset.variant:
-        found = read_variant(parsed.weights, parsed.cache_dir)
-        if found is not None and found.name != preset.variant:
-            raise CatalogError(
-                f"{where}.preset: {preset.name!r} is for {preset.model} ({preset.variant} "
-                f"weights), but {parsed.weights!r} is {found.name}; remove preset"
-            )
-    have = {expert for _, _, expert in parsed.loras}
+    fixed = preset.timesteps or preset.renoise_sigmas
+    if fixed and parsed.steps and parsed.steps != preset.steps:
+        raise CatalogError(
+            f"{where}.steps: preset {preset.name!r} samples at the {preset.steps} fixed levels "
+            f"its checkpoint was distilled at; another count falls back to the scheduler's own "
+            f"spacing, got steps = {parsed.steps}; remove steps"
+        )
+    if preset.renoise_sigmas and parsed.flow_shift:
+        raise CatalogError(
+            f"{where}.flow_shift: preset {preset.name!r} samples at fixed noise levels, which "
+            f"take no shift, got {parsed.flow_shift}; remove flow_shift"
+        )
+    found = read_variant(parsed.weights, parsed.cache_dir) if preset.variant else None
+    refusal = wrong_family(preset, found.name, parsed.weights) if found else None
+    if refusal:
+        raise CatalogError(f"{where}.{refusal}")
+    have = {lora.expert for lora in parsed.loras}
     for expert in preset.lora_experts:
         if expert not in have and "both" not in have:
             raise CatalogError(
@@ -367,15 +409,18 @@ def _refused_pairs(parsed: EngineOptions) -> list[tuple[str, str, str]]:
     # Each refusal below was seen failing on CUDA (an H200, diffusers 0.42.1, torch 2.11)
     # with torch._dynamo Unsupported: the hooks are wrapped in torch.compiler.disable,
     # which fullgraph compile cannot call. compile with offload=model renders.
-    if parsed.compile and parsed.first_block_cache > 0:
-        # the cache hook's data-dependent skip is a graph break; fullgraph compile refuses it
-        pairs.append(
-            (
-                "compile",
-                "first_block_cache",
-                "torch.compile(fullgraph) raises torch._dynamo Unsupported inside the cache hook",
+    for cache in ("first_block_cache", "taylorseer_cache"):
+        if parsed.compile and getattr(parsed, cache) > 0:
+            # the cache hooks decide per step in torch.compiler.disable'd code (seen on CPU:
+            # dynamo refuses it before any kernel is built); fullgraph cannot call it
+            pairs.append(
+                (
+                    "compile",
+                    cache,
+                    "torch.compile(fullgraph) raises torch._dynamo Unsupported inside the "
+                    "cache hook",
+                )
             )
-        )
     if parsed.compile and parsed.offload in ("group", "sequential"):
         # group: ModuleGroup.onload_; sequential: accelerate's AlignDevicesHook.pre_forward
         pairs.append(
@@ -444,9 +489,57 @@ def _refused_pairs(parsed: EngineOptions) -> list[tuple[str, str, str]]:
                 "the distilled preset needs LTXConditionPipeline (image_cond_noise_scale)",
             )
         )
-    if len(parsed.gpus) > 1:
-        pairs.extend(_parallel_refusals(parsed))
     return pairs
+
+
+# Why a family's render cannot be split across GPUs, seen with two CPU ranks (diffusers
+# 0.42.1): such an engine renders on the first of its `gpus` alone, so the refusals of
+# context parallelism below do not apply to it. The one table of which family splits:
+# `parallel.plan_launch` and the catalog checks both read it.
+UNSPLIT = {
+    # image conditioning gives LTX a timestep per token, which diffusers' LTX plan does not
+    # split (the first block adds a full-length embedding to half the sequence); split
+    # too, the cross-attention mask, split with the prompt, no longer matches the prompt
+    # keys Ulysses gathers
+    "ltx": "diffusers' LTX context-parallel plan does not fit image-to-video",
+}
+# The transformers a context-parallel group splits (A14B has two)
+SPLIT_MODELS = ("transformer", "transformer_2")
+
+
+def heads_refusal(ranks: int, heads: int) -> str:
+    """Why `ranks` GPUs cannot split a transformer with `heads` attention heads; "" when
+    they can (Ulysses hands each rank whole heads)."""
+    if heads % ranks == 0:
+        return ""
+    working = ", ".join(str(n) for n in range(2, heads + 1) if heads % n == 0)
+    return (
+        f"{ranks} GPUs do not divide the transformer's {heads} attention heads; use a number "
+        f"of GPUs that does ({working or 'none'})"
+    )
+
+
+def _check_heads(where: str, engine: str, parsed: EngineOptions) -> None:
+    """Refuse now, when the weights are here, a group whose GPUs do not divide the
+    attention heads (each rank would otherwise find out after loading the weights)."""
+    if len(parsed.gpus) < 2 or engine in UNSPLIT:
+        return
+    index = read_model_index(parsed.weights, parsed.cache_dir)
+    if index is None:
+        return  # not here yet: the group checks again after loading
+    for model in SPLIT_MODELS:
+        if not index.has(model):
+            continue
+        try:
+            config = json.loads((index.folder / model / "config.json").read_text("utf-8"))
+        except (OSError, ValueError):
+            continue
+        heads = config.get("num_attention_heads") if isinstance(config, dict) else None
+        if isinstance(heads, int) and heads > 0 and heads_refusal(len(parsed.gpus), heads):
+            raise CatalogError(
+                f"{where}.gpus: {list(parsed.gpus)}: {model} of {parsed.weights!r}: "
+                + heads_refusal(len(parsed.gpus), heads)
+            )
 
 
 # Attention backends that diffusers 0.42.1 can split across ranks
@@ -496,8 +589,11 @@ def _parallel_refusals(parsed: EngineOptions) -> list[tuple[str, str, str]]:
     return pairs
 
 
-def _check_pairs(where: str, parsed: EngineOptions) -> None:
-    for first, second, reason in _refused_pairs(parsed):
+def _check_pairs(where: str, engine: str, parsed: EngineOptions) -> None:
+    pairs = _refused_pairs(parsed)
+    if len(parsed.gpus) > 1 and engine not in UNSPLIT:
+        pairs.extend(_parallel_refusals(parsed))
+    for first, second, reason in pairs:
         raise CatalogError(
             f"{where}: {first} = {getattr(parsed, first)!r} cannot be combined with "
             f"{second} = {getattr(parsed, second)!r}: {reason}; remove one of them"
@@ -519,8 +615,14 @@ def _coerce(where: str, name: str, value: Any) -> Any:
             raise CatalogError(f"{where}.{name}: must be an integer, got {value!r}")
         return value
     if kind == "float":
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise CatalogError(f"{where}.{name}: must be a number, got {value!r}")
+        # TOML reads nan and inf: a NaN shift or guidance renders noise, an infinite
+        # silence limit breaks the cancel's wait
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+        ):
+            raise CatalogError(f"{where}.{name}: must be a finite number, got {value!r}")
         return float(value)
     if not isinstance(value, str):
         raise CatalogError(f"{where}.{name}: must be a string, got {value!r}")

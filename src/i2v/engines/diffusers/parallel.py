@@ -23,9 +23,19 @@ Requests reach each rank over its own pipe rather than by a broadcast from rank 
 rank idle between jobs then waits on a pipe, not inside a collective, which NCCL's
 watchdog would abort after its timeout. At every step and every frame all ranks call
 `Group.agree`, a broadcast of rank 0's view of the parent's Cancel or Shutdown, so
-they stop at the same point and the group stays warm after a cancel. A rank that
-fails sends its error and exits; the parent then stops the whole group and starts a
-fresh one for the next render.
+they stop at the same point and the group stays warm after a cancel.
+
+A request refused before any collective (an `I2VError` from the renderer's checks: a
+bad prompt, an fps the model does not make) is refused by every rank alike, as each
+runs the same checks on the same request: rank 0 reports it and the group stays warm,
+as one process would. Any other failure, or one after a collective, is a rank's last
+word: it sends `Failed` on its own pipe, which the parent reads at once (rank 0 may sit
+in a collective with it), and exits; the parent then stops the whole group and starts
+a fresh one for the next render.
+
+Loading is not a collective: the ranks meet on the rendezvous store once loaded, with
+a limit of an hour (`LOADED_TIMEOUT_SECONDS`), before their first NCCL collective,
+whose limit (`COLLECTIVE_TIMEOUT_SECONDS`) is sized for one step.
 """
 
 from __future__ import annotations
@@ -35,17 +45,18 @@ import dataclasses
 import datetime
 import logging
 import os
+import sys
 import threading
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import Any, NoReturn
 
-from i2v.domain.errors import EngineError
+from i2v.domain.errors import EngineError, I2VError
 from i2v.engines.diffusers import child, messages
 from i2v.engines.diffusers.child import Renderer, Stop
-from i2v.engines.diffusers.options import EngineOptions
+from i2v.engines.diffusers.options import SPLIT_MODELS, UNSPLIT, EngineOptions, heads_refusal
 
 logger = logging.getLogger("i2v.engines.diffusers")
 
@@ -54,15 +65,12 @@ HOST = "127.0.0.1"  # the ranks of a group run on one machine
 # the rank, which the parent sees as a crash. Ranks meet at every step and frame, so
 # the longest honest wait is one step or one VAE decode, minutes at most.
 COLLECTIVE_TIMEOUT_SECONDS = 600.0
+# Loading is not a collective's honest wait: each rank reads the whole checkpoint (~65 GB
+# for a 14B model) from a disk the ranks share, so the fastest rank may wait for the
+# slowest one far longer than COLLECTIVE_TIMEOUT_SECONDS. The ranks meet once after
+# loading on the rendezvous store, with this limit, before their first collective.
+LOADED_TIMEOUT_SECONDS = 3600.0
 PARENT_CHECK_SECONDS = 1.0  # how often a rank > 0 checks that its parent still lives
-# Why a family's render cannot be split, seen with two CPU ranks (diffusers 0.42.1).
-UNSPLIT = {
-    # image conditioning gives LTX a timestep per token, which diffusers' LTX plan does not
-    # split (the first block adds a full-length embedding to half the sequence); split
-    # too, the cross-attention mask, split with the prompt, no longer matches the prompt
-    # keys Ulysses gathers
-    "ltx": "diffusers' LTX context-parallel plan does not fit image-to-video",
-}
 
 
 @dataclass(frozen=True)
@@ -119,12 +127,11 @@ def _single(options: EngineOptions, device: str = "") -> EngineOptions:
 # -- rank 0 -----------------------------------------------------------------
 
 
-def lead(conn: Connection, family: str, options: dict[str, Any]) -> None:
+def lead(conn: Connection, family: str, parsed: EngineOptions) -> None:
     """Rank 0: start the group and serve the parent as a single child would."""
     channel = child.Channel(conn)
     child.quiet_libraries()
     child.forward_logs(channel)
-    parsed = EngineOptions(**options)
     ranks = len(parsed.gpus)
     _see_devices(parsed)
     shortfall = _device_shortfall(parsed)
@@ -183,7 +190,7 @@ def _see_devices(options: EngineOptions) -> None:
 # -- ranks 1..N-1 -----------------------------------------------------------
 
 
-def follow(conn: Connection, family: str, options: dict[str, Any], rank: int, ranks: int) -> None:
+def follow(conn: Connection, family: str, parsed: EngineOptions, rank: int, ranks: int) -> None:
     """Rank `rank` > 0: join rank 0's group, load, and render every request alongside it."""
     _exit_with_parent()
     child.quiet_libraries()
@@ -196,7 +203,6 @@ def follow(conn: Connection, family: str, options: dict[str, Any], rank: int, ra
         return
     if not isinstance(rendezvous, messages.Rendezvous):
         return  # Shutdown: rank 0 serves alone
-    parsed = EngineOptions(**options)
     _see_devices(parsed)
     try:
         group = Group.join(rank, ranks, _store(ranks, port=rendezvous.port), parsed)
@@ -204,14 +210,14 @@ def follow(conn: Connection, family: str, options: dict[str, Any], rank: int, ra
         group.prepare(renderer)
     except BaseException as exc:
         _last_word(conn, rank, exc, during_load=True)
-        return
     if _serve_along(conn, rank, renderer, group):
         group.leave()
 
 
 def _serve_along(conn: Connection, rank: int, renderer: Renderer, group: Group) -> bool:
-    """Render each request the parent sends; True when told to stop, False on a failure
-    (the parent then stops the whole group) or when the parent is gone."""
+    """Render each request the parent sends; True when told to stop, False when the
+    parent is gone. A failure is this rank's last word (the parent then stops the whole
+    group), except a refusal every rank made alike, after which the group stays warm."""
     while True:
         try:
             message = conn.recv()
@@ -228,8 +234,9 @@ def _serve_along(conn: Connection, rank: int, renderer: Renderer, group: Group) 
         except child.ShutdownRequested:
             return True
         except BaseException as exc:
+            if group.refused(exc):
+                continue  # every rank refused the request alike; rank 0 reports it
             _last_word(conn, rank, exc)
-            return False
         finally:
             renderer.pipe.maybe_free_model_hooks()
 
@@ -241,6 +248,7 @@ def _render_along(renderer: Renderer, render: messages.Render, group: Group) -> 
     def step(done: int, total: int, stage: str) -> None:
         child.raise_stop(group.agree(Stop.NONE))
 
+    group.begin()
     for _frame in renderer(render.request, step):
         child.raise_stop(group.agree(Stop.NONE))
 
@@ -253,15 +261,23 @@ def _quiet_ranks() -> None:
 
 def _last_word(
     conn: Connection, rank: int, exc: BaseException, *, during_load: bool = False
-) -> None:
-    """Tell the parent why this rank stops; it stops the whole group on reading it."""
+) -> NoReturn:
+    """Tell the parent why this rank stops, and exit at once: the parent reads it
+    (from this rank's own pipe) and stops the whole group. Exiting without unwinding
+    keeps NCCL and CUDA teardown, which can hang on a broken group, out of the way; the
+    exit code 0 tells the parent that this rank reported its failure (it did not crash)."""
     failed = messages.Failed(
         f"rank {rank}: {child.describe(exc)}",
         out_of_memory=child.is_oom(exc),
         during_load=during_load,
     )
     with contextlib.suppress(OSError, ValueError):
-        conn.send(failed)
+        conn.send(failed)  # in the pipe once send returns
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(0)
 
 
 def _exit_with_parent() -> None:
@@ -298,11 +314,18 @@ def _store(ranks: int, *, port: int) -> Any:
 class Group:
     """This process's place in a joined context-parallel group (`child.Ranks`)."""
 
-    def __init__(self, rank: int, ranks: int, device: Any, gpus: tuple[int, ...]) -> None:
+    def __init__(
+        self, rank: int, ranks: int, device: Any, gpus: tuple[int, ...], store: Any
+    ) -> None:
         self.rank = rank
         self.ranks = ranks
         self.device = device
         self.gpus = gpus
+        self._store = store
+        # whether this render has reached a collective (an agreed step, or a split
+        # transformer's forward, whose attention exchanges the sequence): until then a
+        # rank's error comes from the checks every rank ran alike on the same request
+        self._met = False
 
     @classmethod
     def join(cls, rank: int, ranks: int, store: Any, options: EngineOptions) -> Group:
@@ -324,7 +347,7 @@ class Group:
             world_size=ranks,
             timeout=datetime.timedelta(seconds=COLLECTIVE_TIMEOUT_SECONDS),
         )
-        return cls(rank, ranks, device, options.gpus)
+        return cls(rank, ranks, device, options.gpus, store)
 
     def leave(self) -> None:
         """Leave the group on the way out (exiting without it takes seconds longer)."""
@@ -343,20 +366,21 @@ class Group:
         from diffusers import ContextParallelConfig
 
         pipe = renderer.pipe
-        for model in (pipe.transformer, getattr(pipe, "transformer_2", None)):
+        models = [getattr(pipe, name, None) for name in SPLIT_MODELS]
+        for model in models:
             if model is None:
                 continue
-            heads = model.config.num_attention_heads
-            if heads % self.ranks:
-                # Ulysses hands each rank whole attention heads
-                raise EngineError(
-                    f"gpus: {self.ranks} GPUs do not divide the transformer's {heads} "
-                    f"attention heads; use a number of GPUs that does "
-                    f"({', '.join(str(n) for n in range(2, heads + 1) if heads % n == 0)})"
-                )
+            # the catalog checked this already when the weights were on disk then
+            refusal = heads_refusal(self.ranks, model.config.num_attention_heads)
+            if refusal:
+                raise EngineError(f"gpus: {refusal}")
+        self._all_loaded()
+        for model in models:
+            if model is None:
+                continue
             with _one_device_per_rank_on_cpu(self.device):
                 model.enable_parallelism(config=ContextParallelConfig(ulysses_degree=self.ranks))
-        self._all_reached()
+            model.register_forward_pre_hook(self._meet)
         where = (
             f"{self.ranks} CPU ranks (gloo)"
             if self.device.type == "cpu"
@@ -364,19 +388,38 @@ class Group:
         )
         return f"{renderer.description}, context parallel (Ulysses) over {where}"
 
+    def begin(self) -> None:
+        self._met = False
+
+    def refused(self, exc: BaseException) -> bool:
+        # Every rank runs the same checks on the same request, so an I2VError raised
+        # before any collective (a bad prompt, a last image the model takes none of) is
+        # raised by every rank at the same point: all of them are back waiting for the
+        # next request and the group stays warm. After a collective the ranks may stand
+        # at different points of the pipeline, and only a new group is trusted.
+        return isinstance(exc, I2VError) and not self._met
+
+    def _meet(self, *_: Any) -> None:
+        self._met = True
+
     def agree(self, stop: Stop) -> Stop:
         import torch
         import torch.distributed as dist
 
+        self._met = True
         decision = torch.tensor([int(stop)], dtype=torch.int64, device=self.device)
         dist.broadcast(decision, src=0)
         return Stop(int(decision.item()))
 
-    def _all_reached(self) -> None:
-        import torch
-        import torch.distributed as dist
-
-        dist.all_reduce(torch.ones(1, device=self.device))
+    def _all_loaded(self) -> None:
+        """Wait until every rank has loaded, on the store with LOADED_TIMEOUT_SECONDS
+        rather than in a collective: NCCL would abort a wait this long. A rank that
+        fails to load reports it, and the parent then stops the whole group."""
+        self._store.set(f"loaded/{self.rank}", "1")
+        self._store.wait(
+            [f"loaded/{rank}" for rank in range(self.ranks)],
+            datetime.timedelta(seconds=LOADED_TIMEOUT_SECONDS),
+        )
 
 
 @contextlib.contextmanager

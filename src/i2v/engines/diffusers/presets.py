@@ -93,3 +93,14 @@ def preset_for(family: str, name: str) -> Preset | None:
     if not name:
         return None
     return PRESETS[family][name]
+
+
+def wrong_family(preset: Preset, family: str, weights: str) -> str | None:
+    """Why `preset` cannot sample `weights` of the Wan family named `family` (None: it can).
+    A preset samples the checkpoint family it was distilled from, no other."""
+    if not preset.variant or preset.variant == family:
+        return None
+    return (
+        f"preset: {preset.name!r} is for {preset.model} ({preset.variant} weights), but "
+        f"{weights!r} is {family}; remove preset or point weights at {preset.variant}"
+    )

@@ -23,10 +23,12 @@ sequential, see `offload.step_down`), so the retried attempt uses less memory.
 Several GPUs (`gpus`, see `parallel`): the child is rank 0 of a context-parallel
 group. The parent starts the other ranks beside it, passes rank 0's `Rendezvous` on
 to them (or stops them when rank 0 finds too few GPUs and serves alone), sends each
-render to every rank and watches all of them: one that dies or fails takes the
-whole group down (`EngineCrashed`, or the error it reported), and the next render
-starts a fresh group. A group that ran out of memory is followed by one process on
-the first GPU with model offload.
+render to every rank and watches all of them (their pipes too: a rank's `Failed` is
+read as soon as it is sent): one that dies or fails takes the whole group down
+(`EngineCrashed`, or the error it reported), and the next render starts a fresh
+group. A request every rank refused alike before meeting (`Failed.refused`) leaves
+the group warm, as one child stays warm after any failed render. A group that ran
+out of memory is followed by one process on the first GPU with model offload.
 """
 
 from __future__ import annotations
@@ -74,14 +76,14 @@ class ChildState(enum.Enum):
     CANCELLING = "cancelling"  #: Cancel was sent during a render; waiting for the answer
 
 
-def _child_entry(conn: Connection, family: str, options: dict[str, Any]) -> None:
+def _child_entry(conn: Connection, family: str, options: EngineOptions) -> None:
     # imported here so that the parent never imports torch by naming the target
     from i2v.engines.diffusers import child
 
     child.main(conn, family, options)
 
 
-ChildMain = Callable[[Connection, str, dict[str, Any]], None]
+ChildMain = Callable[[Connection, str, EngineOptions], None]
 
 
 @dataclass
@@ -155,7 +157,7 @@ class ProcessEngine:
         if launch.reason:
             logger.info("%s engine: %s", self.name, launch.reason)
         target = self._child_main if launch.ranks == 1 else parallel.lead
-        self._process, self._conn = self._spawn(target, "engine", launch.options.to_dict())
+        self._process, self._conn = self._spawn(target, "engine", launch.options)
         # the other ranks import torch and diffusers while rank 0 checks the GPUs
         self._start_peers(launch)
         self.state = ChildState.LOADING
@@ -174,8 +176,11 @@ class ProcessEngine:
         if isinstance(message, messages.Failed):
             self._stop(kill=True)
             if message.out_of_memory:
-                # what `auto` would have chosen is unknown: a failed load steps down from it
-                self._step_down(options.offload if options.offload != "auto" else "none")
+                # from the mode the child placed with (what `auto` chose), when it got there
+                tried = message.offload or (
+                    options.offload if options.offload != "auto" else "none"
+                )
+                self._step_down(tried)
                 raise EngineCrashed(
                     f"{self.name} engine ran out of GPU memory while loading: {message.message}",
                     out_of_memory=True,
@@ -265,7 +270,7 @@ class ProcessEngine:
         """Ranks 1..N-1 of a group; they wait for rank 0's Rendezvous."""
         for rank in range(1, launch.ranks):
             process, conn = self._spawn(
-                parallel.follow, f"rank{rank}", launch.options.to_dict(), rank, launch.ranks
+                parallel.follow, f"rank{rank}", launch.options, rank, launch.ranks
             )
             self._peers.append(_Rank(process, conn))
 
@@ -312,8 +317,9 @@ class ProcessEngine:
         """A group whose render failed is not trusted with the next one: its ranks may
         stand at different points of the pipeline. When a rank was killed or crashed,
         that is the cause (rank 0 reports only the broken collective); a rank that
-        reported the same failure exits with 0."""
-        if not self._peers:
+        reported the same failure exits with 0. A refused render (every rank refused the
+        request in the same checks, before any collective) leaves the group warm."""
+        if not self._peers or message.refused:
             return
         # rank 0 may see a killed rank's sockets close a moment before its exit shows
         wait([peer.process.sentinel for peer in self._peers], PEER_EXIT_SECONDS)
@@ -389,24 +395,37 @@ class ProcessEngine:
 
     def _receive(self, timeout: float | None = None, during: str = "a render") -> Any:
         """The child's next message; None on timeout; EngineCrashed if it died. In a group,
-        another rank's last word (a `Failed`) when it exits, else EngineCrashed."""
+        another rank's last word (a `Failed`) as soon as it is sent, or EngineCrashed when
+        a rank exits without one."""
         conn, process = self._connection(), self._process
         assert process is not None
-        peers = {peer.process.sentinel: (rank, peer) for rank, peer in enumerate(self._peers, 1)}
-        ready = wait([conn, process.sentinel, *peers], timeout)
+        # a rank > 0 sends only its last word, which comes first: rank 0 may be stuck in
+        # a collective with the failed rank (until NCCL's timeout), sending only Busy
+        peers = [(rank, peer) for rank, peer in enumerate(self._peers, 1)]
+        ready = wait(
+            [
+                *(peer.conn for _, peer in peers),
+                *(peer.process.sentinel for _, peer in peers),
+                conn,
+                process.sentinel,
+            ],
+            timeout,
+        )
         if not ready:
             return None
+        for _, peer in peers:
+            if peer.conn in ready or peer.process.sentinel in ready:
+                with contextlib.suppress(EOFError, OSError):
+                    if peer.conn.poll():
+                        return peer.conn.recv()  # the callers stop the group on a Failed
         if conn in ready or conn.poll():
             try:
                 return conn.recv()
             except (EOFError, OSError):
                 pass
-        for sentinel, (rank, peer) in peers.items():
-            if sentinel not in ready:
+        for rank, peer in peers:
+            if peer.conn not in ready and peer.process.sentinel not in ready:
                 continue
-            if peer.conn.poll():
-                with contextlib.suppress(EOFError, OSError):
-                    return peer.conn.recv()  # the callers stop the group on a Failed
             peer.process.join(timeout=SHUTDOWN_SECONDS)
             reason = _exit_reason(peer.process.exitcode)
             self._stop(kill=True)

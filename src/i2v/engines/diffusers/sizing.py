@@ -72,13 +72,39 @@ def model_tier(tier: str, areas: Mapping[str, int]) -> str:
     return tier if tier in areas else max(areas, key=lambda name: areas[name])
 
 
-def native_size(width: int, height: int, area: int, multiple: int) -> tuple[int, int]:
+def native_size(
+    width: int, height: int, area: int, multiple: int, cells_divisor: int = 1
+) -> tuple[int, int]:
     """The size with about `area` pixels, the aspect of width:height, both sides
-    multiples of `multiple` (at least one multiple each)."""
+    multiples of `multiple` (at least one multiple each). With `cells_divisor` n, the
+    number of `multiple`-sized cells (a transformer's tokens per latent frame when
+    `multiple` is VAE scale x patch) divides by n: context parallelism over n GPUs splits
+    the tokens evenly or not at all (diffusers asserts it)."""
     aspect = width / height
     w = math.sqrt(area * aspect)
     h = w / aspect
-    return _snap(w, multiple), _snap(h, multiple)
+    cells = max(1, round(w / multiple)), max(1, round(h / multiple))
+    if (cells[0] * cells[1]) % cells_divisor:
+        cells = _divisible_cells(cells, aspect, cells_divisor)
+    return cells[0] * multiple, cells[1] * multiple
+
+
+def _divisible_cells(cells: tuple[int, int], aspect: float, n: int) -> tuple[int, int]:
+    """The grid nearest `cells` (aspect and area, each on a log scale) whose cell count
+    divides by n."""
+    columns, rows = cells
+    candidates = [
+        (c, r)
+        for c in range(max(1, columns - n), columns + n + 1)
+        for r in range(max(1, rows - n), rows + n + 1)
+        if (c * r) % n == 0
+    ]
+    return min(
+        candidates,
+        key=lambda cr: (
+            abs(math.log(cr[0] / cr[1] / aspect)) + abs(math.log(cr[0] * cr[1] / (columns * rows)))
+        ),
+    )
 
 
 def frames_for(frames: int, step: int) -> int:
@@ -118,8 +144,9 @@ def plan(
     step: int,
     max_frames: int,
     overlap: int = 1,
+    cells_divisor: int = 1,
 ) -> Plan:
-    w, h = native_size(width, height, area, multiple)
+    w, h = native_size(width, height, area, multiple, cells_divisor)
     return Plan(w, h, segment_plan(frames, max_frames, step, overlap), frames, overlap)
 
 
@@ -135,7 +162,3 @@ def fit(image: RGBImage, width: int, height: int) -> RGBImage:
     top = (cover[1] - height) // 2
     cropped = resized.crop((left, top, left + width, top + height))
     return np.ascontiguousarray(np.asarray(cropped, dtype=np.uint8))
-
-
-def _snap(x: float, multiple: int) -> int:
-    return max(multiple, round(x / multiple) * multiple)

@@ -23,11 +23,11 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
+from i2v.domain.errors import EngineError
 from i2v.engines.diffusers import sizing
-from i2v.engines.diffusers.weights import find_weights
+from i2v.engines.diffusers.weights import read_model_index
 
 # The official negative prompt of Wan 2.1 and 2.2 (shared_config.py), used by the original
 # code whenever the request gives none; Wan2.1 I2V prefixes "camera shake", FLF2V also
@@ -39,8 +39,6 @@ NEGATIVE_PROMPT = (
 )
 I2V_21_NEGATIVE_PROMPT = "镜头晃动，" + NEGATIVE_PROMPT
 FLF2V_21_NEGATIVE_PROMPT = "镜头切换，" + I2V_21_NEGATIVE_PROMPT
-
-FRAME_STEP = 4  # Wan's VAE compresses time 4x: frame counts are 4k + 1
 
 
 @dataclass(frozen=True)
@@ -111,49 +109,56 @@ FLF2V_21 = Variant(
 VARIANTS = (TI2V_5B, I2V_A14B, I2V_21, FLF2V_21)
 
 
-def detect(*, expand_timesteps: bool, transformer_2: bool, pos_embed_seq_len: Any) -> Variant:
-    """The family from what its configs say (a loaded pipeline's or the saved files')."""
+def detect(
+    *, expand_timesteps: bool, transformer_2: bool, image_encoder: bool, pos_embed_seq_len: Any
+) -> Variant | None:
+    """The family from what its configs say (a loaded pipeline's or the saved files'), on
+    positive evidence only; None for anything else (a text-to-video export, a TI2V export
+    that lost `expand_timesteps`), which no variant's sampling fits."""
     if expand_timesteps:
         return TI2V_5B
     if transformer_2:
         return I2V_A14B
-    if pos_embed_seq_len:
-        return FLF2V_21
-    return I2V_21
+    if image_encoder:
+        return FLF2V_21 if pos_embed_seq_len else I2V_21
+    return None
 
 
 def detect_loaded(pipe: Any) -> Variant:
-    """The family of a loaded `WanImageToVideoPipeline`."""
+    """The family of a loaded `WanImageToVideoPipeline`; refuses weights of none."""
     transformer = pipe.transformer
-    return detect(
+    variant = detect(
         expand_timesteps=bool(pipe.config.get("expand_timesteps")),
         transformer_2=pipe.transformer_2 is not None,
+        image_encoder=pipe.image_encoder is not None,
         pos_embed_seq_len=transformer.config.get("pos_embed_seq_len") if transformer else None,
     )
+    if variant is None:
+        raise EngineError(
+            "weights: not a Wan image-to-video checkpoint the engine knows: no "
+            "expand_timesteps (TI2V-5B), no transformer_2 (I2V-A14B) and no image_encoder "
+            "(Wan2.1 I2V/FLF2V); text-to-video weights cannot animate a photo"
+        )
+    return variant
 
 
 def read_variant(weights: str, cache_dir: str = "") -> Variant | None:
     """The family of the weights on this machine, from model_index.json and the
-    transformer's config.json; None when they are not here (yet) or unreadable."""
-    found = find_weights(weights, Path(cache_dir) if cache_dir else None)
-    if not found.present:
-        return None
-    folder = Path(found.where)
-    index = _read_json(folder / "model_index.json")
+    transformer's config.json; None when they are not here (yet), unreadable or of no
+    known family."""
+    index = read_model_index(weights, cache_dir)
     if index is None:
         return None
-    transformer = _read_json(folder / "transformer" / "config.json") or {}
-    second = index.get("transformer_2")
-    return detect(
-        expand_timesteps=bool(index.get("expand_timesteps")),
-        transformer_2=isinstance(second, list) and any(part is not None for part in second),
-        pos_embed_seq_len=transformer.get("pos_embed_seq_len"),
-    )
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        path = index.folder / "transformer" / "config.json"
+        transformer = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
+        transformer = {}
+    return detect(
+        expand_timesteps=bool(index.settings.get("expand_timesteps")),
+        transformer_2=index.has("transformer_2"),
+        image_encoder=index.has("image_encoder"),
+        pos_embed_seq_len=transformer.get("pos_embed_seq_len")
+        if isinstance(transformer, dict)
+        else None,
+    )

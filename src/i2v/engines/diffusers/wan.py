@@ -37,7 +37,7 @@ from i2v.domain.request import GenerationRequest
 from i2v.engines.diffusers import loading, segments, sizing, variants
 from i2v.engines.diffusers.adapters import Adapters
 from i2v.engines.diffusers.options import EngineOptions
-from i2v.engines.diffusers.presets import Preset, preset_for
+from i2v.engines.diffusers.presets import Preset, preset_for, wrong_family
 from i2v.engines.diffusers.schedulers import FlowShiftSchedulers, RenoisingEuler
 from i2v.engines.diffusers.segments import StepHook
 from i2v.engines.diffusers.variants import Variant
@@ -89,7 +89,7 @@ class WanRenderer:
         self.pipe = self.loaded.pipe
         self.variant = variants.detect_loaded(self.pipe)
         self.preset = preset_for("wan", options.preset)
-        check_preset(self.preset, self.variant)
+        check_preset(self.preset, self.variant, options.weights)
         if options.resolution != "auto" and options.resolution not in self.variant.areas:
             raise EngineError(
                 f"resolution: {self.variant.name} has no {options.resolution} tier (native: "
@@ -149,6 +149,8 @@ class WanRenderer:
             multiple=self.multiple,
             step=self.frame_step,
             max_frames=limit,
+            # context parallelism splits the tokens over the GPUs: evenly, or it refuses
+            cells_divisor=max(1, len(options.gpus)),
         )
         if tier != asked:
             logger.info(
@@ -244,10 +246,8 @@ class WanRenderer:
         return None
 
 
-def check_preset(preset: Preset | None, variant: Variant) -> None:
-    """A preset samples the checkpoint family it was distilled from, no other."""
-    if preset is not None and preset.variant != variant.name:
-        raise EngineError(
-            f"preset: {preset.name!r} is for {preset.model} ({preset.variant} weights), "
-            f"but the weights are {variant.name}"
-        )
+def check_preset(preset: Preset | None, variant: Variant, weights: str) -> None:
+    """Weights that arrived after the catalog loaded are checked here, by the same rule."""
+    refusal = wrong_family(preset, variant.name, weights) if preset else None
+    if refusal:
+        raise EngineError(refusal)

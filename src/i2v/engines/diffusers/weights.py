@@ -8,8 +8,10 @@ find in the local cache. Nothing here touches the network.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,9 @@ class ModelIndex:
 
     class_name: str
     components: frozenset[str]
+    folder: Path  # where it was found (its component folders are beside it)
+    # the pipeline's own config keys, e.g. `expand_timesteps`, `boundary_ratio`
+    settings: Mapping[str, Any] = field(default_factory=dict)
 
     def has(self, component: str) -> bool:
         return component in self.components
@@ -64,11 +69,12 @@ def read_model_index(weights: str, cache_dir: str = "") -> ModelIndex | None:
         return None
     if not isinstance(data, dict):
         return None
+    # a component is [library, class] ([null, null] when saved as None); the rest is config
+    listed = {name: value for name, value in data.items() if not name.startswith("_")}
     components = frozenset(
         name
-        for name, value in data.items()
-        if not name.startswith("_")
-        and isinstance(value, list)
-        and any(part is not None for part in value)
+        for name, value in listed.items()
+        if isinstance(value, list) and any(part is not None for part in value)
     )
-    return ModelIndex(str(data.get("_class_name", "")), components)
+    settings = {name: value for name, value in listed.items() if not isinstance(value, list)}
+    return ModelIndex(str(data.get("_class_name", "")), components, Path(found.where), settings)
