@@ -185,7 +185,7 @@ def generate(
     options = _with_loras(_engine_options(option or [], weights), loras)
     try:
         # a model trained at one rate plays only at it (Wan 14B: 16 fps); others at 24
-        native = registry.native_rate(engine, options)
+        native = registry.model_facts(engine, options)
     except I2VError as exc:
         console.print(f"[red]error:[/red] {exc.message}")
         raise typer.Exit(1) from None

@@ -52,13 +52,18 @@ def load_catalog(path: Path | None, gpus: tuple[int, ...] = ()) -> Catalog:
             )
         try:
             engine_factory(gpus)(route.engine, route.options).close()
-            native = registry.native_rate(route.engine, route.options)
+            facts = registry.model_facts(route.engine, route.options)
         except I2VError as exc:
             raise CatalogError(f"{source}: route {route.path!r}: {exc.message}") from exc
-        if native is not None and native.fps != route.fps:
+        if facts is not None and facts.fps != route.fps:
             raise CatalogError(
                 f"{source}: route {route.path!r}: fps: "
-                + wrong_rate(native.model, native.fps, route.fps)
+                + wrong_rate(facts.model, facts.fps, route.fps)
+            )
+        if facts is not None and "last_image" in route.inputs and not facts.last_image:
+            raise CatalogError(
+                f"{source}: route {route.path!r}: inputs: {facts.model} does not take a "
+                "last frame (Wan2.2 I2V-A14B and Wan2.1 FLF2V do); remove last_image"
             )
     return catalog
 

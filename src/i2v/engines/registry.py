@@ -22,9 +22,9 @@ class EngineInfo:
     gpu: bool = False
     # of the optional inputs only some engines have (ENGINE_INPUTS), those this one takes
     takes: frozenset[str] = frozenset()
-    # "module:callable(options) -> NativeRate | None": the one rate the route's model plays
-    # at (a model trained at one rate), None when any or not known yet; "": any rate
-    native_rate: str = ""
+    # "module:callable(options) -> ModelFacts | None": what the route's weights say about
+    # the model (None: not known yet, e.g. weights not downloaded); "": nothing to say
+    model_facts: str = ""
 
     @property
     def supports_last_image(self) -> bool:
@@ -37,11 +37,12 @@ ENGINE_INPUTS = frozenset({"flow_shift", "loras", "last_image"})
 
 
 @dataclass(frozen=True)
-class NativeRate:
-    """The frame rate a model was trained at, the only one its motion looks right at."""
+class ModelFacts:
+    """What a route's weights say about the model, read without loading them."""
 
     model: str  # e.g. "Wan2.1 I2V-14B"
-    fps: int
+    fps: int  # the rate it was trained at, the only one its motion looks right at
+    last_image: bool  # takes a last frame
 
 
 ENGINES: dict[str, EngineInfo] = {
@@ -59,7 +60,7 @@ ENGINES: dict[str, EngineInfo] = {
             "i2v.engines.diffusers:create_wan_engine",
             gpu=True,
             takes=ENGINE_INPUTS,
-            native_rate="i2v.engines.diffusers:wan_native_rate",
+            model_facts="i2v.engines.diffusers:wan_model_facts",
         ),
         EngineInfo(
             "ltx",
@@ -96,14 +97,14 @@ def create(name: str, options: dict[str, Any] | None = None) -> Engine:
     return engine
 
 
-def native_rate(name: str, options: dict[str, Any] | None = None) -> NativeRate | None:
-    """The one frame rate the engine's model plays at, when it has one and its weights
-    are on this machine (Wan's 14B models: 16); None: any rate, or not known yet."""
-    target = info(name).native_rate
+def model_facts(name: str, options: dict[str, Any] | None = None) -> ModelFacts | None:
+    """What the route's weights say about its model (its one frame rate, whether it takes
+    a last frame), when the engine reads such facts and the weights are on this machine."""
+    target = info(name).model_facts
     if not target:
         return None
-    rate: NativeRate | None = _load(target)(dict(options or {}))
-    return rate
+    facts: ModelFacts | None = _load(target)(dict(options or {}))
+    return facts
 
 
 def _load(target: str) -> Any:

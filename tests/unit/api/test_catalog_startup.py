@@ -74,3 +74,14 @@ def test_the_gpu_catalog_loads_and_plays_each_model_at_its_training_rate(tmp_pat
     assert {"dmd", "lightx2v", "distilled"} <= presets
     for route in catalog:  # 5 s and 10 s at the route's own rate
         assert {(n - 1) / route.fps for n in route.frames} <= {5.0, 10.0}
+
+
+def test_a_last_image_input_needs_a_model_that_takes_one(tmp_path: Path) -> None:
+    ti2v = wan_config_folder(tmp_path / "ti2v", two_experts=False, ti2v=True)
+    a14b = wan_config_folder(tmp_path / "a14b", two_experts=True, ti2v=False)
+    route = {"engine": "wan", "inputs": ["last_image"], "options": {"weights": str(ti2v)}}
+    with pytest.raises(CatalogError, match=r"inputs: Wan2.2 TI2V-5B does not take a last frame"):
+        load_catalog(write_catalog(tmp_path / "a.toml", {"t": route}))
+    route = {"engine": "wan", "fps": 16, "frames": [81], "inputs": ["last_image"]}
+    route["options"] = {"weights": str(a14b)}
+    assert load_catalog(write_catalog(tmp_path / "b.toml", {"a": route}))

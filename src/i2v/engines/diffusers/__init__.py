@@ -16,7 +16,7 @@ from typing import Any
 from i2v.engines.diffusers.options import EngineOptions, parse_options
 from i2v.engines.diffusers.process import ProcessEngine
 from i2v.engines.diffusers.variants import read_variant
-from i2v.engines.registry import NativeRate
+from i2v.engines.registry import ModelFacts
 
 
 def create_wan_engine(options: dict[str, Any]) -> ProcessEngine:
@@ -24,12 +24,14 @@ def create_wan_engine(options: dict[str, Any]) -> ProcessEngine:
     return ProcessEngine("wan", parse_options(options, "wan"))
 
 
-def wan_native_rate(options: dict[str, Any]) -> NativeRate | None:
+def wan_model_facts(options: dict[str, Any]) -> ModelFacts | None:
     """The training fps of the Wan weights a route names, read from their configs (no
     torch); None while the weights are not on this machine (the child checks then)."""
     parsed = parse_options(options, "wan")
     variant = read_variant(parsed.weights, parsed.cache_dir)
-    return NativeRate(variant.name, variant.fps) if variant is not None else None
+    if variant is None:
+        return None
+    return ModelFacts(variant.name, variant.fps, variant.last_image)
 
 
 def create_ltx_engine(options: dict[str, Any]) -> ProcessEngine:
@@ -42,5 +44,5 @@ __all__ = [
     "ProcessEngine",
     "create_ltx_engine",
     "create_wan_engine",
-    "wan_native_rate",
+    "wan_model_facts",
 ]
