@@ -261,3 +261,24 @@ def test_the_key_stays_with_the_tab_unless_remembered(
     other.goto(server.base_url + "/")
     assert other.input_value("#key") == ""
     assert not other.is_checked("#remember")
+
+
+ADMIN_KEY_STORED = (
+    "() => [sessionStorage.getItem('i2v.adminKey'), localStorage.getItem('i2v.adminKey')]"
+)
+
+
+def test_the_admin_key_stays_with_the_tab_and_never_on_the_device(
+    tmp_path: Path, start_server: Callable[..., Server], page: Page
+) -> None:
+    server = start_server(catalog=fake_catalog(tmp_path / "catalog.toml"))
+    page.goto(server.base_url + "/admin")
+    page.fill("#key", "i2v_admin_example")
+    page.click("#use")
+    assert page.evaluate(ADMIN_KEY_STORED) == ["i2v_admin_example", None]
+    # a copy an older page kept on the device is removed when the page loads
+    page.evaluate("() => localStorage.setItem('i2v.adminKey', 'old')")
+    page.reload()
+    assert page.evaluate(ADMIN_KEY_STORED) == ["i2v_admin_example", None]
+    page.click("#forget")
+    assert page.evaluate(ADMIN_KEY_STORED) == [None, None]

@@ -3,6 +3,9 @@
 "use strict";
 
 const KEY_ITEM = "i2v.adminKey";
+// An admin key sees every key's work: it stays with this tab (sessionStorage) and goes
+// when the tab closes, never on the device. Copies older pages left on the device go now.
+localStorage.removeItem(KEY_ITEM);
 const POLL_MS = 5000;
 let timer = null;
 
@@ -68,7 +71,7 @@ function status(text, bad) {
 }
 
 async function refresh() {
-  const key = localStorage.getItem(KEY_ITEM);
+  const key = sessionStorage.getItem(KEY_ITEM);
   if (!key) {
     status("Enter an admin key.", false);
     return;
@@ -95,12 +98,12 @@ function start() {
 
 document.addEventListener("DOMContentLoaded", () => {
   $("use").addEventListener("click", () => {
-    localStorage.setItem(KEY_ITEM, $("key").value.trim());
+    sessionStorage.setItem(KEY_ITEM, $("key").value.trim());
     $("key").value = "";
     start();
   });
   $("forget").addEventListener("click", () => {
-    localStorage.removeItem(KEY_ITEM);
+    sessionStorage.removeItem(KEY_ITEM);
     status("Key forgotten.", false);
   });
   start();
