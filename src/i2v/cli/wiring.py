@@ -164,6 +164,7 @@ def build_workers(
         safety=create_checker(settings.safety_checker, threshold=settings.safety_threshold),
         observer=observer,
         sweeper=Sweeper(store, storage, settings.retention, every_s=settings.sweep_seconds),
+        shared_gpus=bool(gpus),
     )
     return [Worker(store, storage, engine_factory(gpus), config) for _ in range(count)]
 

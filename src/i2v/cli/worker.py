@@ -33,8 +33,9 @@ def worker(
     gpus: Annotated[
         str | None,
         typer.Option(
-            help="CUDA devices for each job, e.g. 0,1,2,3: one render runs across all of them "
-            "(context parallelism). Default: each route's own device."
+            help="CUDA devices for each job, e.g. 0,1,2,3 (counted among CUDA_VISIBLE_DEVICES "
+            "when set): one render runs across all of them (context parallelism), and one GPU "
+            "engine is kept warm at a time. Default: each route's own device."
         ),
     ] = None,
 ) -> None:

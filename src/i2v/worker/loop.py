@@ -30,6 +30,7 @@ from i2v.domain.errors import (
 )
 from i2v.domain.prediction import Prediction
 from i2v.domain.status import Status
+from i2v.engines import registry
 from i2v.engines.base import Engine
 from i2v.metrics.jobs import NO_WATCH, JobObserver, JobWatch
 from i2v.pipeline import load_request, render_to_file
@@ -65,6 +66,9 @@ class WorkerConfig:
     storage_retry_waits: tuple[float, ...] = STORAGE_RETRY_WAITS
     storage_retry_seconds: float = STORAGE_RETRY_SECONDS
     observer: JobObserver | None = None  # told of each job (`i2v.metrics.JobMetrics`)
+    # `i2v worker --gpus`: every GPU engine renders on the same GPUs (a split engine with
+    # one process on each), so at most one of them is kept warm
+    shared_gpus: bool = False
 
 
 class Worker:
@@ -222,9 +226,17 @@ class Worker:
         key = _engine_key(job)
         engine = self._engines.get(key)
         if engine is None:
+            if self.config.shared_gpus and registry.info(job.engine).gpu:
+                self._close_gpu_engines()
             options = dict(job.spec.engine_options)
             engine = self._engines[key] = self._create_engine(job.engine, options)
         return engine
+
+    def _close_gpu_engines(self) -> None:
+        """Close the warm GPU engines: with shared GPUs another one loads next, and two
+        would hold the same devices' memory (whole groups of ranks, under --gpus)."""
+        for key in [key for key in self._engines if registry.info(_engine_name(key)).gpu]:
+            self._engines.pop(key).close()
 
     def _forget_engine(self, job: Prediction) -> None:
         engine = self._engines.pop(_engine_key(job), None)
@@ -246,3 +258,8 @@ class Worker:
 
 def _engine_key(job: Prediction) -> str:
     return f"{job.engine}:{json.dumps(dict(job.spec.engine_options), sort_keys=True)}"
+
+
+def _engine_name(key: str) -> str:
+    """The engine name of an `_engine_key`."""
+    return key.partition(":")[0]

@@ -16,7 +16,7 @@ import pytest
 from i2v.domain.errors import Cancelled, EngineCrashed, EngineError
 from i2v.domain.request import GenerationRequest
 from i2v.engines import registry
-from i2v.engines.diffusers import ProcessEngine, create_ltx_engine, create_wan_engine
+from i2v.engines.diffusers import ProcessEngine, create_ltx_engine
 from jobs import generation_request
 
 # tiny renders: one 32-pixel block for TI2V/LTX, 16x16 for the 14B-shaped models
@@ -150,34 +150,39 @@ def test_a_last_image_is_refused_by_ti2v_and_the_child_stays_usable(wan: Process
     assert len(list(wan.render(_request(), Recorder()))) == 9
 
 
+# The families below render in this process (what the child adds is shown above on the
+# shared Wan engine and on LTX): each spawned child costs seconds of torch import.
+def _renderer(weights: Path, **options: Any) -> Any:
+    from i2v.engines.diffusers.ltx import LTXRenderer
+    from i2v.engines.diffusers.options import parse_options
+    from i2v.engines.diffusers.wan import WanRenderer
+
+    ltx = "ltx" in weights.name
+    parsed = parse_options({"weights": str(weights)} | TINY | options, "ltx" if ltx else "wan")
+    return LTXRenderer(parsed) if ltx else WanRenderer(parsed)
+
+
+def _frames(renderer: Any, request: GenerationRequest, progress: Recorder) -> np.ndarray:
+    return np.stack(list(renderer(request, progress)))
+
+
 def test_two_expert_a14b_renders_and_chains_with_a_last_image(weights: dict[str, Path]) -> None:
-    engine = create_wan_engine(
-        {"weights": str(weights["wan-a14b"]), "max_area": 16 * 16, "max_frames_per_segment": 9}
-        | TINY
-    )
-    try:
-        progress = Recorder()
-        request = _request(frames=17, fps=16, last_image=_image(3))
-        frames = list(engine.render(request, progress))
-        assert len(frames) == 17
-        assert frames[0].shape == (48, 64, 3)
-        assert progress.steps()[-1] == (4, 4)
-        assert "Wan2.2 I2V-A14B" in engine.description
-    finally:
-        engine.close()
+    renderer = _renderer(weights["wan-a14b"], max_area=16 * 16, max_frames_per_segment=9)
+    progress = Recorder()
+    frames = _frames(renderer, _request(frames=17, fps=16, last_image=_image(3)), progress)
+    assert frames.shape[:2] == (17, 16)  # native frames; the child's parent resizes
+    assert progress.steps()[-1] == (4, 4)
+    assert "Wan2.2 I2V-A14B" in renderer.description
 
 
 def test_flf2v_uses_the_last_image(weights: dict[str, Path]) -> None:
-    engine = create_wan_engine({"weights": str(weights["wan-flf2v"]), "max_area": 16 * 16} | TINY)
-    try:
-        one = np.stack(list(engine.render(_request(fps=16, last_image=_image(1)), Recorder())))
-        two = np.stack(list(engine.render(_request(fps=16, last_image=_image(2)), Recorder())))
-        assert one.shape == (9, 48, 64, 3)
-        assert not np.array_equal(one, two)
-        with pytest.raises(EngineError, match=r"last_image: Wan2\.1 FLF2V-14B needs a last frame"):
-            list(engine.render(_request(fps=16), Recorder()))
-    finally:
-        engine.close()
+    renderer = _renderer(weights["wan-flf2v"], max_area=16 * 16)
+    one = _frames(renderer, _request(fps=16, last_image=_image(1)), Recorder())
+    two = _frames(renderer, _request(fps=16, last_image=_image(2)), Recorder())
+    assert one.shape[0] == 9
+    assert not np.array_equal(one, two)
+    with pytest.raises(EngineError, match=r"last_image: Wan2\.1 FLF2V-14B needs a last frame"):
+        _frames(renderer, _request(fps=16), Recorder())
 
 
 def test_ltx_renders_8k_plus_1_frames_and_chains(weights: dict[str, Path]) -> None:
@@ -225,14 +230,9 @@ def test_an_abandoned_render_is_stopped_before_the_next_one(wan: ProcessEngine) 
 
 
 def test_ltx_condition_pipeline_takes_a_last_image(weights: dict[str, Path]) -> None:
-    engine = create_ltx_engine(
-        {"weights": str(weights["ltx"]), "max_area": 32 * 32, "pipeline": "condition"} | TINY
-    )
-    try:
-        one = np.stack(list(engine.render(_request(fps=16, last_image=_image(1)), Recorder())))
-        two = np.stack(list(engine.render(_request(fps=16, last_image=_image(2)), Recorder())))
-        assert one.shape == (9, 48, 64, 3)
-        assert not np.array_equal(one, two)
-        assert "LTXConditionPipeline" in engine.description
-    finally:
-        engine.close()
+    renderer = _renderer(weights["ltx"], max_area=32 * 32, pipeline="condition")
+    one = _frames(renderer, _request(last_image=_image(1)), Recorder())
+    two = _frames(renderer, _request(last_image=_image(2)), Recorder())
+    assert one.shape[0] == 9
+    assert not np.array_equal(one, two)
+    assert "LTXConditionPipeline" in renderer.description

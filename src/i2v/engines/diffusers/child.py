@@ -3,7 +3,7 @@
 Started with the `spawn` context by `process.ProcessEngine`, so it begins with a
 fresh interpreter (no CUDA state inherited from the worker). Every message it
 sends is one of `messages.FromChild`. Cancellation is cooperative: the step
-callback polls the pipe for `Cancel` and raises `_StopRender`, which unwinds
+callback polls the pipe for `Cancel` and raises `StopRender`, which unwinds
 the pipeline; `maybe_free_model_hooks()` then returns offloaded models to CPU.
 During a render a thread sends a `Busy` heartbeat every few seconds, so that the
 parent, waiting for a cancelled render to stop, can tell a child busy in one long
@@ -11,9 +11,11 @@ step or a VAE decode from a hung one.
 A CUDA out-of-memory error is reported and ends the process, so the next render
 starts with an empty allocator.
 
-With several GPUs this process is rank 0 of a context-parallel group (`parallel`):
-`serve` then gets the group as `Ranks`, which prepares the loaded pipeline and makes
-every rank stop at the same step when the parent cancels.
+With several GPUs every rank of a context-parallel group (`parallel`) runs this same
+loop, `serve`, with the group as `Ranks`: it prepares the loaded pipeline, makes the
+ranks agree how each render started and stop at the same step when the parent cancels,
+and turns a failure into the rank's last word. Rank 0 speaks for the group; the other
+ranks run with a quiet `Channel`, which sends only that last word.
 """
 
 from __future__ import annotations
@@ -26,10 +28,11 @@ import time
 import traceback
 from collections.abc import Callable, Iterator
 from multiprocessing.connection import Connection
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
 import numpy as np
 
+from i2v.domain.errors import EngineError
 from i2v.domain.request import GenerationRequest
 from i2v.engines.diffusers import messages, offload
 from i2v.engines.diffusers.options import EngineOptions
@@ -52,18 +55,26 @@ HEARTBEAT_SECONDS = 5.0
 
 class Channel:
     """The child's end of the pipe. Sends are serialised by a lock: the heartbeat
-    thread and log records from any thread share the pipe with the render."""
+    thread and log records from any thread share the pipe with the render. A `quiet`
+    channel (a group's rank > 0) sends nothing but `say`s and reads no Cancel: rank 0
+    speaks and decides for the group."""
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, *, quiet: bool = False) -> None:
         self.conn = conn
+        self.quiet = quiet
         self._lock = threading.RLock()  # a log record emitted while sending must not deadlock
 
     def send(self, message: messages.FromChild) -> None:
+        if not self.quiet:
+            self.say(message)
+
+    def say(self, message: messages.FromChild) -> None:
+        """Send `message` even on a quiet channel (a rank's last word)."""
         with self._lock:
             self.conn.send(message)
 
     def poll(self) -> bool:
-        return self.conn.poll()
+        return not self.quiet and self.conn.poll()
 
     def recv(self) -> Any:
         return self.conn.recv()
@@ -78,7 +89,7 @@ class Stop(enum.IntEnum):
 
 
 class Ranks(Protocol):
-    """The context-parallel group this process serves as rank 0 (see `parallel`)."""
+    """The context-parallel group this process serves in (see `parallel`)."""
 
     def prepare(self, renderer: Renderer) -> str:
         """Split the loaded transformer(s) across the ranks; the description for Ready."""
@@ -93,7 +104,12 @@ class Ranks(Protocol):
         ...
 
     def refused(self, exc: BaseException) -> bool:
-        """Whether `exc` refused this render on every rank alike, leaving the group warm."""
+        """Whether `exc` refused this render on every rank alike, leaving the group warm
+        (a collective: every rank that fails calls it)."""
+        ...
+
+    def last_word(self, channel: Channel, failed: messages.Failed) -> NoReturn:
+        """Report `failed` as this rank's last word and exit: the group is done."""
         ...
 
 
@@ -131,6 +147,10 @@ class ShutdownRequested(Exception):
     """The parent asked the child to exit while a render was running."""
 
 
+class PeerFailed(EngineError):
+    """Another rank of the group could not start the render this rank was ready for."""
+
+
 def main(conn: Connection, family: str, options: EngineOptions) -> None:
     channel = Channel(conn)
     quiet_libraries()
@@ -140,38 +160,49 @@ def main(conn: Connection, family: str, options: EngineOptions) -> None:
 
 def serve(
     channel: Channel, family: str, options: EngineOptions, ranks: Ranks | None = None
-) -> None:
-    """Load the pipeline, say Ready, then serve renders until told to stop."""
+) -> bool:
+    """Load the pipeline, say Ready, then serve renders until told to stop: True when
+    the parent asked for the stop, False when it is gone or the process must exit."""
     interval = min(HEARTBEAT_SECONDS, options.cancel_silence_seconds / 4)
     try:
         renderer = load(family, options)
         description = renderer.description if ranks is None else ranks.prepare(renderer)
     except BaseException as exc:
-        channel.send(
+        _report(
+            channel,
+            ranks,
             messages.Failed(
                 describe(exc),
                 out_of_memory=is_oom(exc),
                 during_load=True,
                 offload=exc.offload if isinstance(exc, offload.PlacementError) else "",
-            )
+            ),
         )
-        return
+        return False
     channel.send(messages.Ready(description, renderer.loaded.offload))
     while True:
         try:
             message = channel.recv()
         except (EOFError, OSError):
-            return  # the parent is gone
+            return False  # the parent is gone
         if isinstance(message, messages.Shutdown):
-            return
+            return True
         if isinstance(message, messages.Render):
             try:
-                keep_going = _serve(channel, renderer, message, interval, ranks)
+                outcome = _serve(channel, renderer, message, interval, ranks)
             except (BrokenPipeError, EOFError, OSError):
-                return
-            if not keep_going:
-                return
+                return False
+            if outcome is not None:
+                return outcome
         # a Cancel that arrived after its render had finished is stale: dropped here
+
+
+def _report(channel: Channel, ranks: Ranks | None, failed: messages.Failed) -> None:
+    """Send `failed`; in a group, unless every rank refused alike or stopped on a cancel,
+    it is this rank's last word (the process exits)."""
+    if ranks is not None and not (failed.refused or failed.cancelled):
+        ranks.last_word(channel, failed)
+    channel.send(failed)
 
 
 def _serve(
@@ -180,8 +211,8 @@ def _serve(
     render: messages.Render,
     heartbeat_seconds: float,
     ranks: Ranks | None,
-) -> bool:
-    """Run one render; False when the process should exit afterwards."""
+) -> bool | None:
+    """Run one render; None to go on serving, else `serve`'s answer: the process exits."""
     from i2v.engines.diffusers import loading
 
     started = time.perf_counter()
@@ -189,13 +220,13 @@ def _serve(
     loading.reset_peak_memory(device)
     outcome = _render(channel, renderer, render, heartbeat_seconds, ranks)
     if isinstance(outcome, messages.Failed):
-        channel.send(outcome)
-        return not outcome.out_of_memory
+        _report(channel, ranks, outcome)
+        return False if outcome.out_of_memory else None
     if outcome is None:
-        return False
+        return True  # Shutdown during the render, at the same point on every rank
     seconds = time.perf_counter() - started
     channel.send(messages.Done(outcome, seconds, loading.peak_memory_bytes(device)))
-    return True
+    return None
 
 
 def _render(
@@ -227,7 +258,12 @@ def _render(
         return None
     except Exception as exc:
         refused = ranks is not None and ranks.refused(exc)
-        return messages.Failed(describe(exc), out_of_memory=is_oom(exc), refused=refused)
+        return messages.Failed(
+            describe(exc),
+            out_of_memory=is_oom(exc),
+            refused=refused,
+            after_peer=isinstance(exc, PeerFailed),
+        )
     finally:
         renderer.pipe.maybe_free_model_hooks()
     return count

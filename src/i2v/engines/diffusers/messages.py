@@ -49,8 +49,8 @@ class Shutdown:
 
 @dataclass(frozen=True)
 class Rendezvous:
-    """Rank 0 of a context-parallel group listens on 127.0.0.1:`port` for the other
-    `ranks - 1` ranks; the parent passes this on to them."""
+    """Rank 0 of a context-parallel group listens on 127.0.0.1:`port` (loopback only)
+    for the other `ranks - 1` ranks; the parent passes this on to them."""
 
     port: int
     ranks: int
@@ -114,9 +114,12 @@ class Failed:
     # a load that failed placing the pipeline: the offload mode it was placed with (what
     # `auto` chose), so that an out-of-memory error steps down from that mode
     offload: str = ""
-    # a group's render refused before any rank met another (the same I2VError from the
-    # same checks on every rank): the group stays warm, as one process does
+    # a group's render every rank refused alike before its first collective (the same
+    # I2VError from the same checks): the group stays warm, as one process does
     refused: bool = False
+    # a group's rank stopped because another rank could not start the render: that
+    # rank's own Failed says why
+    after_peer: bool = False
 
 
 ToChild = Render | Cancel | Shutdown | Rendezvous

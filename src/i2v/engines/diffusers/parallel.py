@@ -13,29 +13,39 @@ the pipeline with the same request and seed; only rank 0 talks to the parent.
       ├── rank 1: `follow`  gets Rendezvous; silent, except one Failed as its last word
       └── ...
 
+Every rank runs `child.serve`, the loop a single child runs, with the group as its
+`child.Ranks`; rank 0 with a channel that speaks, the others with a quiet one. One
+`gpus` id runs `lead` too, as a group of one, so that one GPU and several are placed
+and checked alike (`_placed`).
+
 All ranks start together (each imports torch and diffusers meanwhile). Rank 0 checks
-that the machine has the GPUs, listens for the others on a free local port and sends
+that the machine has the GPUs, listens for the others on a loopback port and sends
 `Rendezvous`, which the parent passes on; every rank then joins the process group
-(NCCL on CUDA, gloo on CPU). Without the GPUs rank 0 serves alone and the parent
-stops the others.
+(NCCL on CUDA, gloo on CPU). A machine without CUDA at all, on a route whose device is
+`auto`, renders on the CPU in rank 0 alone and the parent stops the others; too few
+GPUs is a load failure that names the ids and what this worker sees.
 
 Requests reach each rank over its own pipe rather than by a broadcast from rank 0: a
 rank idle between jobs then waits on a pipe, not inside a collective, which NCCL's
-watchdog would abort after its timeout. At every step and every frame all ranks call
-`Group.agree`, a broadcast of rank 0's view of the parent's Cancel or Shutdown, so
-they stop at the same point and the group stays warm after a cancel.
+watchdog would abort after its timeout. The ranks agree at three kinds of points:
+- once per render, before its first collective (the first transformer forward or
+  step), every rank says how the renderer's checks and LoRA selection went (`_settle`:
+  ok, refused, failed). Only when every rank refused alike does the group stay warm
+  (each raises the same refusal, rank 0 reports it); any disagreement or any other
+  failure stops the group, so no rank is left in a collective the others never reach;
+- at every step and every decoded frame (`Group.agree`), a broadcast of rank 0's view of the
+  parent's Cancel or Shutdown, so they stop at the same point and the group stays
+  warm after a cancel;
+- once after loading, on the rendezvous store (`_all_loaded`).
 
-A request refused before any collective (an `I2VError` from the renderer's checks: a
-bad prompt, an fps the model does not make) is refused by every rank alike, as each
-runs the same checks on the same request: rank 0 reports it and the group stays warm,
-as one process would. Any other failure, or one after a collective, is a rank's last
-word: it sends `Failed` on its own pipe, which the parent reads at once (rank 0 may sit
-in a collective with it), and exits; the parent then stops the whole group and starts
-a fresh one for the next render.
+A failure after the first agreement is a rank's last word: it sends `Failed` on its own
+pipe, which the parent reads at once (another rank may sit in a collective with it), and
+exits; the parent then stops the whole group and starts a fresh one for the next render.
 
 Loading is not a collective: the ranks meet on the rendezvous store once loaded, with
 a limit of an hour (`LOADED_TIMEOUT_SECONDS`), before their first NCCL collective,
-whose limit (`COLLECTIVE_TIMEOUT_SECONDS`) is sized for one step.
+whose limit (`COLLECTIVE_TIMEOUT_SECONDS`) is sized for one step. Every rank exits as
+soon as the worker is gone (`_exit_with_parent`), wherever it waits.
 """
 
 from __future__ import annotations
@@ -43,14 +53,17 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime
+import enum
 import logging
+import multiprocessing
 import os
+import socket
 import sys
 import threading
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
-from multiprocessing.connection import Connection
+from multiprocessing.connection import Connection, wait
 from typing import Any, NoReturn
 
 from i2v.domain.errors import EngineError, I2VError
@@ -60,7 +73,9 @@ from i2v.engines.diffusers.options import SPLIT_MODELS, UNSPLIT, EngineOptions, 
 
 logger = logging.getLogger("i2v.engines.diffusers")
 
-HOST = "127.0.0.1"  # the ranks of a group run on one machine
+# The rendezvous listens on loopback only: the ranks of a group run on one machine, and
+# nothing else may join the group or read its store.
+LOOPBACK = "127.0.0.1"
 # A collective that waits this long means a rank is gone or hung: NCCL then aborts
 # the rank, which the parent sees as a crash. Ranks meet at every step and frame, so
 # the longest honest wait is one step or one VAE decode, minutes at most.
@@ -70,7 +85,6 @@ COLLECTIVE_TIMEOUT_SECONDS = 600.0
 # slowest one far longer than COLLECTIVE_TIMEOUT_SECONDS. The ranks meet once after
 # loading on the rendezvous store, with this limit, before their first collective.
 LOADED_TIMEOUT_SECONDS = 3600.0
-PARENT_CHECK_SECONDS = 1.0  # how often a rank > 0 checks that its parent still lives
 
 
 @dataclass(frozen=True)
@@ -85,106 +99,138 @@ class Launch:
 
 def plan_launch(family: str, options: EngineOptions) -> Launch:
     """The launch of a `family` engine with `options`, decided without torch (the parent
-    never imports it); rank 0 still falls back to one GPU when the machine has fewer."""
+    never imports it). A launch whose options keep `gpus` runs `lead` (rank 0), which
+    checks that the machine has them."""
     gpus = options.gpus
     if not gpus:
         return Launch(1, options)
-    if len(gpus) == 1:
-        return Launch(1, _single(options), f"gpus = {list(gpus)}: one process on that GPU")
-    if family in UNSPLIT:
-        return Launch(
-            1,
-            _single(options),
-            f"gpus = {list(gpus)}: the {family} engine renders on one GPU ({UNSPLIT[family]}); "
-            f"one process on GPU {gpus[0]}",
-        )
     if options.device == "cpu" and not options.parallel_on_cpu:
         return Launch(
             1,
-            _single(options),
+            dataclasses.replace(options, gpus=()),
             f"gpus = {list(gpus)} with device = cpu: context parallelism runs on CUDA GPUs; "
             "one CPU process",
+        )
+    first = dataclasses.replace(options, gpus=gpus[:1])
+    if len(gpus) == 1:
+        return Launch(1, first, f"gpus = {list(gpus)}: one process on that GPU")
+    if family in UNSPLIT:
+        return Launch(
+            1,
+            first,
+            f"gpus = {list(gpus)}: the {family} engine renders on one GPU ({UNSPLIT[family]}); "
+            f"one process on GPU {gpus[0]}",
         )
     if options.offload not in ("auto", "none"):
         # only after an out-of-memory error (the catalog refuses gpus with offload): the
         # group did not fit, and one GPU with offload may
         return Launch(
             1,
-            _single(options),
+            first,
             f"offload = {options.offload} after running out of memory with {len(gpus)} GPUs: "
             f"one process on GPU {gpus[0]}",
         )
     return Launch(len(gpus), options)
 
 
-def _single(options: EngineOptions, device: str = "") -> EngineOptions:
-    """`options` for one process on the first of its gpus (or `device`)."""
-    if not device:
-        device = "cpu" if options.device == "cpu" else f"cuda:{options.gpus[0]}"
-    return dataclasses.replace(options, device=device, gpus=())
+# -- where the ranks run --------------------------------------------------------
+
+
+def visible_devices(gpus: tuple[int, ...], visible: str | None) -> tuple[str, str]:
+    """The CUDA_VISIBLE_DEVICES that shows exactly `gpus`, in order, given the worker's
+    own value `visible` (None: unset), and why it cannot ("" when it can). The ids count
+    among the worker's visible devices, so a rank never reaches a GPU the worker was not
+    given; an empty value gives the worker no GPU at all."""
+    if visible is None:
+        return ",".join(map(str, gpus)), ""
+    names = [name.strip() for name in visible.split(",") if name.strip()]
+    if not names:
+        return "", ""  # no GPU: `_placed` finds no CUDA
+    beyond = [gpu for gpu in gpus if gpu >= len(names)]
+    if beyond:
+        return "", (
+            f"CUDA_VISIBLE_DEVICES={visible} shows this worker {len(names)} GPU(s) "
+            f"(ids 0..{len(names) - 1}); {beyond} are not among them"
+        )
+    return ",".join(names[gpu] for gpu in gpus), ""
+
+
+def _see_devices(options: EngineOptions) -> str:
+    """Make the process's GPUs the only visible ones, in `gpus` order, so that rank r
+    runs on cuda:r (diffusers places a rank on `rank % device_count`); why it cannot, or
+    "". Runs before torch is imported in this process (a fresh spawn): CUDA reads the
+    variable once, when it starts."""
+    if options.device == "cpu":
+        return ""
+    chosen, shortfall = visible_devices(options.gpus, os.environ.get("CUDA_VISIBLE_DEVICES"))
+    os.environ["CUDA_VISIBLE_DEVICES"] = chosen
+    return shortfall
+
+
+def _placed(options: EngineOptions, shortfall: str) -> EngineOptions:
+    """The options this process serves with once its GPUs are visible: its own, or one
+    CPU process for a route whose device is `auto` on a machine with no CUDA at all.
+    Raises EngineError when the machine has CUDA but not these GPUs: rendering a GPU
+    route on the CPU would take hours."""
+    if options.device == "cpu":
+        return options  # parallel_on_cpu: plan_launch let only that through
+    import torch
+
+    gpus = list(options.gpus)
+    if not shortfall and not torch.cuda.is_available():
+        if options.device == "auto":
+            logger.warning("gpus = %s: no CUDA device here; rendering on cpu alone", gpus)
+            return dataclasses.replace(options, device="cpu", gpus=())
+        shortfall = "no CUDA device here"
+    elif not shortfall and torch.cuda.device_count() < len(gpus):
+        shortfall = f"only {torch.cuda.device_count()} of them are visible"
+    if shortfall:
+        seen = os.environ.get("CUDA_VISIBLE_DEVICES")
+        raise EngineError(
+            f"gpus = {gpus}: {shortfall} (CUDA_VISIBLE_DEVICES of this engine: "
+            f"{seen if seen is not None else 'unset'})"
+        )
+    if len(gpus) == 1:
+        return dataclasses.replace(options, device="cuda:0", gpus=())  # the one visible
+    return options
+
+
+def _loopback_only() -> None:
+    """Keep the group's own connections on loopback unless the operator chose an
+    interface: NCCL and gloo otherwise listen on the host's address."""
+    for name in ("NCCL_SOCKET_IFNAME", "GLOO_SOCKET_IFNAME"):
+        os.environ.setdefault(name, "lo")
 
 
 # -- rank 0 -----------------------------------------------------------------
 
 
 def lead(conn: Connection, family: str, parsed: EngineOptions) -> None:
-    """Rank 0: start the group and serve the parent as a single child would."""
+    """Rank 0 (or the one process of a single `gpus` id): start the group and serve the
+    parent as a single child would."""
+    _exit_with_parent()
+    shortfall = _see_devices(parsed)
     channel = child.Channel(conn)
     child.quiet_libraries()
     child.forward_logs(channel)
-    ranks = len(parsed.gpus)
-    _see_devices(parsed)
-    shortfall = _device_shortfall(parsed)
-    if shortfall:
-        device = _first_device()
-        logger.warning("gpus = %s: %s; rendering on %s alone", list(parsed.gpus), shortfall, device)
-        child.serve(channel, family, _single(parsed, device))
-        return
     try:
-        store = _store(ranks, port=0)
-        channel.send(messages.Rendezvous(store.port, ranks))
-        group = Group.join(0, ranks, store, parsed)
+        options = _placed(parsed, shortfall)
+    except EngineError as exc:
+        channel.send(messages.Failed(exc.message, during_load=True))
+        return
+    ranks = len(options.gpus)
+    if ranks < 2:
+        child.serve(channel, family, options)
+        return
+    _loopback_only()
+    try:
+        listener, store = _listen(ranks)
+        channel.send(messages.Rendezvous(listener.getsockname()[1], ranks))
+        group = Group.join(0, ranks, store, options)
     except BaseException as exc:
         channel.send(messages.Failed(child.describe(exc), during_load=True))
         return
-    try:
-        child.serve(channel, family, group.rank_options(parsed), group)
-    finally:
-        group.leave()
-
-
-def _device_shortfall(options: EngineOptions) -> str:
-    """Why this machine cannot give every rank its GPU; "" when it can."""
-    if options.device == "cpu":
-        return ""  # parallel_on_cpu: plan_launch let only that through
-    import torch
-
-    if not torch.cuda.is_available():
-        return "no CUDA device here"
-    count = torch.cuda.device_count()
-    if count < len(options.gpus):
-        return f"only {count} of these CUDA devices are here"
-    return ""
-
-
-def _first_device() -> str:
-    """The first of the group's GPUs (see `_see_devices`), or the CPU without CUDA."""
-    import torch
-
-    return "cuda:0" if torch.cuda.is_available() else "cpu"
-
-
-def _see_devices(options: EngineOptions) -> None:
-    """Make the group's GPUs the only visible ones, in `gpus` order, so that rank r runs
-    on cuda:r: diffusers places a rank on `rank % device_count`. The ids count among the
-    worker's own visible devices when it has CUDA_VISIBLE_DEVICES. Runs before CUDA is
-    initialised in this process (a fresh spawn), as the variable is read only then."""
-    if options.device == "cpu":
-        return
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    names = visible.split(",") if visible else None
-    chosen = [names[g] if names is not None and g < len(names) else str(g) for g in options.gpus]
-    os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(chosen)
+    _stay_or_go(child.serve(channel, family, group.rank_options(options), group), group)
 
 
 # -- ranks 1..N-1 -----------------------------------------------------------
@@ -193,6 +239,8 @@ def _see_devices(options: EngineOptions) -> None:
 def follow(conn: Connection, family: str, parsed: EngineOptions, rank: int, ranks: int) -> None:
     """Rank `rank` > 0: join rank 0's group, load, and render every request alongside it."""
     _exit_with_parent()
+    _see_devices(parsed)  # rank 0 reports a shortfall; this rank then gets Shutdown
+    channel = child.Channel(conn, quiet=True)
     child.quiet_libraries()
     _quiet_ranks()
     import torch.distributed  # noqa: F401  # while rank 0 checks the GPUs
@@ -203,54 +251,13 @@ def follow(conn: Connection, family: str, parsed: EngineOptions, rank: int, rank
         return
     if not isinstance(rendezvous, messages.Rendezvous):
         return  # Shutdown: rank 0 serves alone
-    _see_devices(parsed)
+    _loopback_only()
     try:
-        group = Group.join(rank, ranks, _store(ranks, port=rendezvous.port), parsed)
-        renderer = child.load(family, group.rank_options(parsed))
-        group.prepare(renderer)
+        group = Group.join(rank, ranks, _connect(ranks, rendezvous.port), parsed)
     except BaseException as exc:
-        _last_word(conn, rank, exc, during_load=True)
-    if _serve_along(conn, rank, renderer, group):
-        group.leave()
-
-
-def _serve_along(conn: Connection, rank: int, renderer: Renderer, group: Group) -> bool:
-    """Render each request the parent sends; True when told to stop, False when the
-    parent is gone. A failure is this rank's last word (the parent then stops the whole
-    group), except a refusal every rank made alike, after which the group stays warm."""
-    while True:
-        try:
-            message = conn.recv()
-        except (EOFError, OSError):
-            return False
-        if isinstance(message, messages.Shutdown):
-            return True
-        if not isinstance(message, messages.Render):
-            continue
-        try:
-            _render_along(renderer, message, group)
-        except child.StopRender:
-            continue  # cancelled on every rank: the group stays warm
-        except child.ShutdownRequested:
-            return True
-        except BaseException as exc:
-            if group.refused(exc):
-                continue  # every rank refused the request alike; rank 0 reports it
-            _last_word(conn, rank, exc)
-        finally:
-            renderer.pipe.maybe_free_model_hooks()
-
-
-def _render_along(renderer: Renderer, render: messages.Render, group: Group) -> None:
-    """Run the render as rank 0 does, meeting it wherever it checks for a cancel; the
-    frames are rank 0's to send."""
-
-    def step(done: int, total: int, stage: str) -> None:
-        child.raise_stop(group.agree(Stop.NONE))
-
-    group.begin()
-    for _frame in renderer(render.request, step):
-        child.raise_stop(group.agree(Stop.NONE))
+        failed = messages.Failed(f"rank {rank}: {child.describe(exc)}", during_load=True)
+        _last_word(channel, failed)
+    _stay_or_go(child.serve(channel, family, group.rank_options(parsed), group), group)
 
 
 def _quiet_ranks() -> None:
@@ -259,35 +266,45 @@ def _quiet_ranks() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
-def _last_word(
-    conn: Connection, rank: int, exc: BaseException, *, during_load: bool = False
-) -> NoReturn:
+def _stay_or_go(clean: bool, group: Group) -> None:
+    """After `child.serve`: leave the group when the parent asked for the stop, which
+    every rank reached at the same point; otherwise (the parent is gone) exit at once,
+    as leaving could wait on a collective another rank never finishes."""
+    if clean:
+        group.leave()
+        return
+    _exit_now(0)
+
+
+def _last_word(channel: child.Channel, failed: messages.Failed) -> NoReturn:
     """Tell the parent why this rank stops, and exit at once: the parent reads it
     (from this rank's own pipe) and stops the whole group. Exiting without unwinding
     keeps NCCL and CUDA teardown, which can hang on a broken group, out of the way; the
     exit code 0 tells the parent that this rank reported its failure (it did not crash)."""
-    failed = messages.Failed(
-        f"rank {rank}: {child.describe(exc)}",
-        out_of_memory=child.is_oom(exc),
-        during_load=during_load,
-    )
     with contextlib.suppress(OSError, ValueError):
-        conn.send(failed)  # in the pipe once send returns
+        channel.say(failed)  # in the pipe once send returns
+    _exit_now(0)
+
+
+def _exit_now(code: int) -> NoReturn:
     logging.shutdown()
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(OSError, ValueError):
             stream.flush()
-    os._exit(0)
+    os._exit(code)
 
 
 def _exit_with_parent() -> None:
-    """A rank blocked in a collective reads no pipe: when the worker dies it would
-    wait for the collective's timeout holding its GPU. Exit as soon as the parent is gone."""
-    parent = os.getppid()
+    """A rank blocked in a collective or in the store's wait reads no pipe: when the
+    worker dies it would wait for that wait's limit (up to an hour) holding its GPU and
+    the group's port. Exit as soon as the parent is gone: its sentinel becomes ready
+    when it exits, however it exits."""
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
 
     def watch() -> None:
-        while os.getppid() == parent:
-            threading.Event().wait(PARENT_CHECK_SECONDS)
+        wait([parent.sentinel])
         os._exit(1)
 
     threading.Thread(target=watch, name="i2v-parent-watch", daemon=True).start()
@@ -296,19 +313,45 @@ def _exit_with_parent() -> None:
 # -- the group ----------------------------------------------------------------
 
 
-def _store(ranks: int, *, port: int) -> Any:
-    """The group's rendezvous: rank 0 (`port` 0) listens on a free port; the others
-    connect to the one it announced."""
+def _listen(ranks: int) -> tuple[socket.socket, Any]:
+    """Rank 0's rendezvous store, on a socket bound to loopback (TCPStore would bind
+    every interface); the socket is kept open for the process's life."""
+    from torch.distributed import TCPStore  # type: ignore[attr-defined]  # not in __all__
+
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind((LOOPBACK, 0))
+    listener.listen(ranks)
+    store = TCPStore(
+        LOOPBACK,
+        listener.getsockname()[1],
+        ranks,
+        is_master=True,
+        wait_for_workers=False,
+        timeout=datetime.timedelta(seconds=COLLECTIVE_TIMEOUT_SECONDS),
+        master_listen_fd=listener.fileno(),
+    )
+    return listener, store
+
+
+def _connect(ranks: int, port: int) -> Any:
+    """A rank > 0's end of the store rank 0 announced."""
     from torch.distributed import TCPStore  # type: ignore[attr-defined]  # not in __all__
 
     return TCPStore(
-        HOST,
+        LOOPBACK,
         port,
         ranks,
-        is_master=port == 0,
-        wait_for_workers=False,
+        is_master=False,
         timeout=datetime.timedelta(seconds=COLLECTIVE_TIMEOUT_SECONDS),
     )
+
+
+class Start(enum.IntEnum):
+    """How a rank's render went up to its first collective (ordered: worst last)."""
+
+    OK = 0
+    REFUSED = 1
+    FAILED = 2
 
 
 class Group:
@@ -322,21 +365,24 @@ class Group:
         self.device = device
         self.gpus = gpus
         self._store = store
-        # whether this render has reached a collective (an agreed step, or a split
-        # transformer's forward, whose attention exchanges the sequence): until then a
-        # rank's error comes from the checks every rank ran alike on the same request
-        self._met = False
+        # whether this render's ranks have agreed how its start went (`_settle`); until
+        # then a rank's error comes before any collective of the render
+        self._settled = False
 
     @classmethod
     def join(cls, rank: int, ranks: int, store: Any, options: EngineOptions) -> Group:
         import torch
         import torch.distributed as dist
 
+        extra: dict[str, Any] = {}
         if options.device == "cpu":
             device, backend = torch.device("cpu"), "gloo"
         else:
             device, backend = torch.device("cuda", rank), "nccl"
             torch.cuda.set_device(device)
+            # NCCL connects the ranks now, so that a broken group fails the load rather
+            # than the first render
+            extra["device_id"] = device
         # diffusers 0.42.1 calls a deprecated torch collective at every split; once per
         # rank, in the worker's log it says nothing an operator can act on
         warnings.filterwarnings("ignore", message=".*all_gather_tensor.*", category=FutureWarning)
@@ -346,11 +392,12 @@ class Group:
             rank=rank,
             world_size=ranks,
             timeout=datetime.timedelta(seconds=COLLECTIVE_TIMEOUT_SECONDS),
+            **extra,
         )
         return cls(rank, ranks, device, options.gpus, store)
 
     def leave(self) -> None:
-        """Leave the group on the way out (exiting without it takes seconds longer)."""
+        """Leave the group on a clean stop (exiting without it takes seconds longer)."""
         import torch.distributed as dist
 
         dist.destroy_process_group()
@@ -389,27 +436,61 @@ class Group:
         return f"{renderer.description}, context parallel (Ulysses) over {where}"
 
     def begin(self) -> None:
-        self._met = False
+        # a new render: its ranks have not agreed yet how its start went
+        self._settled = False
 
     def refused(self, exc: BaseException) -> bool:
-        # Every rank runs the same checks on the same request, so an I2VError raised
-        # before any collective (a bad prompt, a last image the model takes none of) is
-        # raised by every rank at the same point: all of them are back waiting for the
-        # next request and the group stays warm. After a collective the ranks may stand
-        # at different points of the pipeline, and only a new group is trusted.
-        return isinstance(exc, I2VError) and not self._met
+        # A rank failing before the render's first collective tells the others, which
+        # wait for it there (`_meet`, `agree`): the render is refused, and the group
+        # stays warm, only when every rank refused it alike (the same I2VError from the
+        # same checks on the same request). A failure after that agreement, or any
+        # disagreement, leaves ranks at different points: only a new group is trusted.
+        if self._settled:
+            return False
+        refusal = isinstance(exc, I2VError) and not child.is_oom(exc)
+        try:
+            worst, best = self._settle(Start.REFUSED if refusal else Start.FAILED)
+        except Exception:
+            return False  # the group is broken: this rank's failure is its last word
+        return worst is Start.REFUSED and best is Start.REFUSED
+
+    def last_word(self, channel: child.Channel, failed: messages.Failed) -> NoReturn:
+        if self.rank:
+            failed = dataclasses.replace(failed, message=f"rank {self.rank}: {failed.message}")
+        _last_word(channel, failed)
 
     def _meet(self, *_: Any) -> None:
-        self._met = True
+        # the transformer's forward exchanges the sequence between the ranks: every rank
+        # must first know that all of them got this far (see `refused`)
+        self._ready()
 
     def agree(self, stop: Stop) -> Stop:
         import torch
         import torch.distributed as dist
 
-        self._met = True
+        self._ready()
         decision = torch.tensor([int(stop)], dtype=torch.int64, device=self.device)
         dist.broadcast(decision, src=0)
         return Stop(int(decision.item()))
+
+    def _ready(self) -> None:
+        """This rank's render starts its first collective: check that every rank did."""
+        if self._settled:
+            return
+        worst, _ = self._settle(Start.OK)
+        if worst is not Start.OK:
+            raise child.PeerFailed("another rank could not start this render")
+
+    def _settle(self, start: Start) -> tuple[Start, Start]:
+        """Every rank's `start` of this render: the worst and the best of them."""
+        import torch
+        import torch.distributed as dist
+
+        self._settled = True
+        # one all_reduce gives both: the max of the starts and the max of their negations
+        values = torch.tensor([int(start), -int(start)], dtype=torch.int64, device=self.device)
+        dist.all_reduce(values, op=dist.ReduceOp.MAX)
+        return Start(int(values[0].item())), Start(-int(values[1].item()))
 
     def _all_loaded(self) -> None:
         """Wait until every rank has loaded, on the store with LOADED_TIMEOUT_SECONDS

@@ -22,13 +22,17 @@ sequential, see `offload.step_down`), so the retried attempt uses less memory.
 
 Several GPUs (`gpus`, see `parallel`): the child is rank 0 of a context-parallel
 group. The parent starts the other ranks beside it, passes rank 0's `Rendezvous` on
-to them (or stops them when rank 0 finds too few GPUs and serves alone), sends each
+to them (or stops them when rank 0 serves alone on a machine without CUDA), sends each
 render to every rank and watches all of them (their pipes too: a rank's `Failed` is
-read as soon as it is sent): one that dies or fails takes the whole group down
-(`EngineCrashed`, or the error it reported), and the next render starts a fresh
-group. A request every rank refused alike before meeting (`Failed.refused`) leaves
-the group warm, as one child stays warm after any failed render. A group that ran
-out of memory is followed by one process on the first GPU with model offload.
+read as soon as it is sent). One that dies or fails takes the whole group down: the
+parent reads every rank's last word and exit before it says why (`_fail_group`: an
+out-of-memory error first, then a rank that died, then the failure a rank reported
+itself rather than because of another), and the next render starts a fresh group. A
+request every rank refused alike (`Failed.refused`) leaves the group warm, as one child
+stays warm after any failed render. A group that ran out of memory is followed by one
+process on the first GPU with model offload. A cancelled group whose rank 0 sends only
+heartbeats, no step or frame, for `parallel.COLLECTIVE_TIMEOUT_SECONDS` sits in a
+wedged collective: it is killed then rather than waited on.
 """
 
 from __future__ import annotations
@@ -39,12 +43,13 @@ import enum
 import logging
 import multiprocessing
 import signal
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from i2v.domain.errors import Cancelled, EngineCrashed, EngineError
 from i2v.domain.request import GenerationRequest, PixelFormat, RGBImage
@@ -55,8 +60,8 @@ from i2v.engines.diffusers.weights import find_weights
 
 logger = logging.getLogger("i2v.engines.diffusers")
 
-SHUTDOWN_SECONDS = 10.0  # a child asked to stop gets this long before it is killed
-PEER_EXIT_SECONDS = 1.0  # after a group's failed render, how long to look for a dead rank
+SHUTDOWN_SECONDS = 10.0  # the processes asked to stop get this long, all together, before a kill
+PEER_EXIT_SECONDS = 1.0  # after a group's failure, how long to wait for its ranks' exits
 
 
 class ChildState(enum.Enum):
@@ -156,7 +161,8 @@ class ProcessEngine:
         launch = parallel.plan_launch(self.family, options)
         if launch.reason:
             logger.info("%s engine: %s", self.name, launch.reason)
-        target = self._child_main if launch.ranks == 1 else parallel.lead
+        # `gpus` kept: rank 0 places the process on them and checks the machine has them
+        target = parallel.lead if launch.options.gpus else self._child_main
         self._process, self._conn = self._spawn(target, "engine", launch.options)
         # the other ranks import torch and diffusers while rank 0 checks the GPUs
         self._start_peers(launch)
@@ -310,30 +316,7 @@ class ProcessEngine:
             raise EngineCrashed(
                 f"{self.name} engine ran out of GPU memory: {message.message}", out_of_memory=True
             )
-        self._stop_failed_group(message)
         raise EngineError(f"{self.name} engine failed: {message.message}")
-
-    def _stop_failed_group(self, message: messages.Failed) -> None:
-        """A group whose render failed is not trusted with the next one: its ranks may
-        stand at different points of the pipeline. When a rank was killed or crashed,
-        that is the cause (rank 0 reports only the broken collective); a rank that
-        reported the same failure exits with 0. A refused render (every rank refused the
-        request in the same checks, before any collective) leaves the group warm."""
-        if not self._peers or message.refused:
-            return
-        # rank 0 may see a killed rank's sockets close a moment before its exit shows
-        wait([peer.process.sentinel for peer in self._peers], PEER_EXIT_SECONDS)
-        dead = [
-            f"rank {rank} ({_exit_reason(peer.process.exitcode)})"
-            for rank, peer in enumerate(self._peers, 1)
-            if peer.process.exitcode not in (None, 0)
-        ]
-        self._stop(kill=True)
-        if dead:
-            raise EngineCrashed(
-                f"{self.name} engine: {', '.join(dead)} died during a render ({message.message}); "
-                "the next render starts a new group"
-            )
 
     def _step_down(self, mode: str) -> None:
         """After an out-of-memory error in `mode`, start later children one offload
@@ -367,11 +350,32 @@ class ProcessEngine:
             return
         self.state = ChildState.CANCELLING
         silence = self.options.cancel_silence_seconds
+        # a group's rank 0 sends heartbeats while it waits in a collective that never
+        # ends (a rank wedged): only a step or a frame shows the group still moves
+        moving = parallel.COLLECTIVE_TIMEOUT_SECONDS if self._peers else None
+        moved = time.monotonic()
         while True:
+            timeout = silence
+            if moving is not None:
+                left = moving - (time.monotonic() - moved)
+                if left <= 0:
+                    logger.warning(
+                        "%s engine: no step or frame for %g s after cancel (a collective "
+                        "is wedged); killing the group",
+                        self.name,
+                        moving,
+                    )
+                    self._stop(kill=True)
+                    return
+                timeout = min(silence, left)
             try:
-                message = self._receive(timeout=silence)
-            except EngineCrashed:
-                return
+                message = self._receive(timeout=timeout)
+            except EngineError:
+                return  # the group failed or a process died: stopped; the cancel stands
+            if message is None and timeout < silence:
+                continue  # the group's limit: checked above
+            if isinstance(message, messages.Progress | messages.Frame):
+                moved = time.monotonic()
             if message is None:
                 logger.warning(
                     "%s engine: child silent for %g s after cancel (hung); killing it",
@@ -387,56 +391,100 @@ class ProcessEngine:
                 if isinstance(message, messages.Failed) and message.out_of_memory:
                     self._stop(kill=True)
                     self._step_down(self.offload or "none")
-                elif isinstance(message, messages.Failed) and not message.cancelled:
-                    with contextlib.suppress(EngineCrashed):  # the cancel is what the caller sees
-                        self._stop_failed_group(message)
                 return
             # Progress, Frame, Busy: alive and on its way to the next step boundary
 
     def _receive(self, timeout: float | None = None, during: str = "a render") -> Any:
-        """The child's next message; None on timeout; EngineCrashed if it died. In a group,
-        another rank's last word (a `Failed`) as soon as it is sent, or EngineCrashed when
-        a rank exits without one."""
+        """The child's next message; None on timeout; EngineCrashed if it died. A group
+        fails as a whole (`_fail_group`) on any rank's last word or exit."""
+        if self._peers:
+            return self._receive_from_group(timeout, during)
         conn, process = self._connection(), self._process
         assert process is not None
-        # a rank > 0 sends only its last word, which comes first: rank 0 may be stuck in
-        # a collective with the failed rank (until NCCL's timeout), sending only Busy
-        peers = [(rank, peer) for rank, peer in enumerate(self._peers, 1)]
-        ready = wait(
-            [
-                *(peer.conn for _, peer in peers),
-                *(peer.process.sentinel for _, peer in peers),
-                conn,
-                process.sentinel,
-            ],
-            timeout,
-        )
+        ready = wait([conn, process.sentinel], timeout)
         if not ready:
             return None
-        for _, peer in peers:
-            if peer.conn in ready or peer.process.sentinel in ready:
-                with contextlib.suppress(EOFError, OSError):
-                    if peer.conn.poll():
-                        return peer.conn.recv()  # the callers stop the group on a Failed
         if conn in ready or conn.poll():
-            try:
+            with contextlib.suppress(EOFError, OSError):
                 return conn.recv()
-            except (EOFError, OSError):
-                pass
-        for rank, peer in peers:
-            if peer.conn not in ready and peer.process.sentinel not in ready:
-                continue
-            peer.process.join(timeout=SHUTDOWN_SECONDS)
-            reason = _exit_reason(peer.process.exitcode)
-            self._stop(kill=True)
-            raise EngineCrashed(
-                f"{self.name} engine: rank {rank} of {len(peers) + 1} died ({reason}) during "
-                f"{during}; the next render starts a new group"
-            )
         process.join(timeout=SHUTDOWN_SECONDS)
         reason = _exit_reason(process.exitcode)
-        self._stop(kill=True)  # the other ranks of its group, if any
+        self._stop(kill=True)
         raise EngineCrashed(f"{self.name} engine process died ({reason}) during {during}")
+
+    def _receive_from_group(self, timeout: float | None, during: str) -> Any:
+        """Rank 0's next message, or the group's failure raised: a rank > 0 sends only
+        its last word, which comes first, as rank 0 may be stuck in a collective with
+        the failed rank (until NCCL's timeout), sending only Busy."""
+        ranks = self._ranks()
+        ready = wait([*(c for _, c in ranks), *(p.sentinel for p, _ in ranks)], timeout)
+        if not ready:
+            return None
+        conn = ranks[0][1]
+        failures: dict[int, messages.Failed] = {}
+        if conn in ready and not any(c in ready or p.sentinel in ready for p, c in ranks[1:]):
+            with contextlib.suppress(EOFError, OSError):
+                message = conn.recv()
+                if not isinstance(message, messages.Failed):
+                    return message
+                if message.refused or message.cancelled:
+                    return message  # every rank stopped alike: the group stays warm
+                failures[0] = message
+        self._fail_group(during, failures)
+
+    def _fail_group(self, during: str, failures: dict[int, messages.Failed]) -> NoReturn:
+        """Stop the group after a rank's last word or exit, and raise what went wrong:
+        an out-of-memory error (retried, with less memory), else a rank that died
+        (`EngineCrashed`: rank 0 included), else the failure a rank reported itself
+        rather than because another rank failed. Every rank's pipe and exit is read
+        first: a rank that sees a killed rank's sockets close reports it a moment before
+        the killed rank's exit shows."""
+        ranks = self._ranks()
+        _join_all([process for process, _ in ranks], PEER_EXIT_SECONDS)
+        for rank, (_, conn) in enumerate(ranks):
+            with contextlib.suppress(EOFError, OSError):
+                while conn.poll():
+                    message = conn.recv()
+                    if isinstance(message, messages.Failed):
+                        failures.setdefault(rank, message)
+        exits = [process.exitcode for process, _ in ranks]
+        self._stop(kill=True)
+        loading = during.startswith("loading")
+        said = [failures[rank] for rank in sorted(failures)]
+        said.sort(key=lambda failed: failed.after_peer)  # a rank's own failure first
+        oom = [failed for failed in said if failed.out_of_memory]
+        if oom:
+            self._step_down(oom[0].offload or self.offload or "none")
+            raise EngineCrashed(
+                f"{self.name} engine ran out of GPU memory"
+                f"{' while loading' if loading else ''}: {oom[0].message}",
+                out_of_memory=True,
+            )
+        dead = [
+            f"rank {rank} ({_exit_reason(code)})"
+            for rank, code in enumerate(exits)
+            if code not in (None, 0)
+        ]
+        if dead:
+            cause = f" ({said[0].message})" if said else ""
+            raise EngineCrashed(
+                f"{self.name} engine: {', '.join(dead)} of {len(ranks)} died during "
+                f"{during}{cause}; the next render starts a new group"
+            )
+        if said and loading:
+            raise EngineError(f"{self.name} engine could not load its pipeline: {said[0].message}")
+        if said:
+            raise EngineError(f"{self.name} engine failed: {said[0].message}")
+        raise EngineCrashed(
+            f"{self.name} engine: a rank of {len(ranks)} closed its pipe during {during}; "
+            "the next render starts a new group"
+        )
+
+    def _ranks(self) -> list[tuple[BaseProcess, Connection]]:
+        """Every process of the engine with its pipe, rank 0 (the child) first."""
+        process, conn = self._process, self._connection()
+        assert process is not None
+        return [(process, conn), *((peer.process, peer.conn) for peer in self._peers)]
 
     def _connection(self) -> Connection:
         if self._conn is None:
@@ -454,14 +502,14 @@ class ProcessEngine:
 
 def _end(ranks: list[tuple[BaseProcess, Connection | None]], *, kill: bool) -> None:
     """Ask each process to exit (unless `kill`), kill those still running after
-    SHUTDOWN_SECONDS, and close them and their pipes."""
+    SHUTDOWN_SECONDS (for all of them together: the worker's own stop has a grace
+    period too), and close them and their pipes."""
     if not kill:
         for process, conn in ranks:
             if process.is_alive() and conn is not None:
                 with contextlib.suppress(OSError):
                     conn.send(messages.Shutdown())
-        for process, _ in ranks:
-            process.join(timeout=SHUTDOWN_SECONDS)
+        _join_all([process for process, _ in ranks], SHUTDOWN_SECONDS)
     for process, conn in ranks:
         if process.is_alive():
             process.kill()
@@ -470,6 +518,13 @@ def _end(ranks: list[tuple[BaseProcess, Connection | None]], *, kill: bool) -> N
             conn.close()
         if process.exitcode is not None:
             process.close()
+
+
+def _join_all(processes: list[BaseProcess], seconds: float) -> None:
+    """Wait until every process has exited, or `seconds` have passed for all of them."""
+    deadline = time.monotonic() + seconds
+    for process in processes:
+        process.join(timeout=max(0.0, deadline - time.monotonic()))
 
 
 def _exit_reason(exitcode: int | None) -> str:
