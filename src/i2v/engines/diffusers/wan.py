@@ -27,7 +27,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
-import torch
 from diffusers import WanImageToVideoPipeline
 from PIL import Image
 
@@ -58,24 +57,29 @@ class AnchoredWanPipeline(_WanImageToVideo):  # type: ignore[misc]
 
     The stock pipeline embeds whatever image a call starts from, so in a chain each
     segment would see the previous segment's decoded last frame, and the drift of every
-    seam would add up; it also refuses `image` and `image_embeds` together. With
-    `image_anchor` set, every call conditions on that embedding (the original photo's)."""
+    seam would add up; it also refuses `image` and `image_embeds` together. Inside
+    `anchored()`, the first call's embedding (the original photo's: the chain's first
+    segment starts from it) is kept and every later call conditions on it."""
 
+    pinning: bool = False
     image_anchor: Any = None
 
     def encode_image(self, image: Any, device: Any = None) -> Any:
-        if self.image_anchor is not None:
-            return self.image_anchor
-        return super().encode_image(image, device)
+        if self.image_anchor is None:
+            embedding = super().encode_image(image, device)
+            if not self.pinning:
+                return embedding
+            self.image_anchor = embedding
+        return self.image_anchor
 
     @contextlib.contextmanager
-    def anchored(self, image: Image.Image, device: torch.device) -> Iterator[None]:
-        """Pin the embedding of `image` for the calls inside the block."""
-        self.image_anchor = self.encode_image(image, device)
+    def anchored(self) -> Iterator[None]:
+        """Pin the first embedding made inside the block for the rest of it."""
+        self.pinning = True
         try:
             yield
         finally:
-            self.image_anchor = None
+            self.pinning, self.image_anchor = False, None
 
 
 class WanRenderer:
@@ -182,10 +186,7 @@ class WanRenderer:
 
         # 3. Anchor identity to the photo: Wan2.1 conditions every segment on its CLIP embedding
         anchor = (
-            self.pipe.anchored(
-                Image.fromarray(sizing.fit(request.image, plan.width, plan.height)),
-                self.loaded.device,
-            )
+            self.pipe.anchored()
             if variant.clip and len(plan.segments) > 1
             else contextlib.nullcontext()
         )
